@@ -161,8 +161,8 @@ def test_attention_dropout_acts_only_in_training_mode(lib):
 
 
 def test_hidden_size_not_divisible_by_heads_raises_value_error(lib):
-    """hidden_size % num_heads != 0 is refused with a ValueError that names both numbers."""
-    with pytest.raises(ValueError, match="divisible"):
+    """hidden_size % num_heads != 0 is refused with a ValueError (heads must split the hidden vector evenly)."""
+    with pytest.raises(ValueError):
         lib.MultiHeadAttention(30, 4)
 
 
@@ -172,6 +172,14 @@ def test_submodules_have_bert_checkpoint_names(lib):
     names = sorted(n for n, _ in mha.named_parameters())
     assert names == sorted(f"{m}.{p}" for m in ("query", "key", "value", "output") for p in ("weight", "bias")), names
     assert all(getattr(mha, m).weight.shape == (32, 32) for m in ("query", "key", "value", "output"))
+
+
+def test_library_error_for_indivisible_heads_names_both_numbers():
+    """The library's ValueError says hidden_size must be divisible by num_heads and quotes both values."""
+    from minibert.attention import MultiHeadAttention
+
+    with pytest.raises(ValueError, match=r"hidden_size \(30\) must be divisible by num_heads \(4\)"):
+        MultiHeadAttention(30, 4)
 
 
 def test_a_two_dimensional_padding_mask_is_rejected_with_a_hint():
