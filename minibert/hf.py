@@ -254,7 +254,8 @@ def from_transformers(hf_model) -> nn.Module:
 
     ``transformers.BertModel`` -> :class:`BertModel`, ``BertForPreTraining`` ->
     :class:`BertForPreTraining`, ``BertForSequenceClassification`` ->
-    :class:`BertForSequenceClassification` (same ``num_labels``).
+    :class:`BertForSequenceClassification` (same ``num_labels``). The result is in
+    eval mode, like a model from ``from_pretrained``.
     """
     name = type(hf_model).__name__
     config = config_from_hf(hf_model.config)
@@ -267,7 +268,7 @@ def from_transformers(hf_model) -> nn.Module:
     else:
         raise TypeError(f"cannot convert a transformers {name}; use BertModel, BertForPreTraining "
                         f"or BertForSequenceClassification.")
-    return load_hf_state_dict(model, hf_model.state_dict())
+    return load_hf_state_dict(model, hf_model.state_dict()).eval()
 
 
 def to_transformers(model: nn.Module, attn_implementation: str = "eager"):
