@@ -135,7 +135,7 @@ def find_corpus(train=None, valid=None, data_dir=None, name: str = "wikitext-2",
         searched = ", ".join(str(f) for f in folders)
         raise WikiTextError(f"no WikiText files (wiki.train.raw, wiki.valid.raw) found in {searched}; "
                             f"pass --train/--valid, --data-dir, or allow the download.")
-    folder = download(name, cache)
+    folder = _download_release(name, cache)
     return folder / "wiki.train.raw", folder / "wiki.valid.raw", None
 
 
@@ -188,6 +188,9 @@ def _fetch(url: str, dest: Path, expected_size: int, label: str, progress: bool)
     finally:
         if progress:
             sys.stderr.write("\n")
+    claimed = response.headers.get("Content-Length")
+    if claimed is not None and claimed.isdigit() and done < int(claimed):
+        raise WikiTextError(f"download of {url} broke off after {done} of {claimed} bytes; try again.")
     if done != expected_size:
         raise WikiTextError(f"download of {url} is {done} bytes but the release has {expected_size} "
                             f"bytes (truncated or wrong file); try again.")
@@ -267,6 +270,9 @@ def download(name: str, cache_dir=None, url: str | None = None, *, expected_size
         Path(tmp_zip).unlink(missing_ok=True)
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return final
+
+
+_download_release = download  # find_corpus's ``download`` argument shadows the function's name
 
 
 # --------------------------------------------------------------------------- parsing
@@ -362,33 +368,37 @@ def _read_blocks(lines: list[str]) -> list[Article]:
     return articles
 
 
-_ARTEFACTS = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", ".")]
-_NO_SPACE_BEFORE = re.compile(r" ([,.;:!?%)\]}]|'s\b|'re\b|'ve\b|'d\b|'ll\b|'m\b|n't\b|')")
-_NO_SPACE_AFTER = re.compile(r"([(\[{$£]) ")
+_ARTEFACT = re.compile(r" ?@([-,.])@ ?")  # " @-@ " -> "-", also at a line end
+_NO_SPACE_BEFORE = re.compile(r"^(?:[,.;:!?%)\]}]+|'s|'re|'ve|'d|'ll|'m|'t|n't|')$")
+_NO_SPACE_AFTER = {"(", "[", "{", "$", "£", "€"}
 
 
 def detokenize(text: str) -> str:
     """Undo WikiText's tokenisation: ``@-@ @,@ @.@`` artefacts, spaces around punctuation, quotes.
 
     ``"0 @.@ 7 kg ( 1 @,@ 500 lb ) , it 's"`` -> ``"0.7 kg (1,500 lb), it's"``.
-    Double quotes are paired left to right: the first of a pair loses the
-    space after it, the second the space before it.
+    Tokens are joined left to right: closing punctuation and clitics stick to
+    the previous token, opening brackets to the next; double quotes alternate
+    opening (stick to the next token) and closing (stick to the previous one).
     """
-    for old, new in _ARTEFACTS:
-        text = text.replace(old, new)
-    text = _NO_SPACE_BEFORE.sub(r"\1", text)
-    text = _NO_SPACE_AFTER.sub(r"\1", text)
-    parts = text.split(' " ')
-    if len(parts) > 1:  # ' " ' separated quotes: open, close, open, ...
-        out = parts[0]
-        for i, part in enumerate(parts[1:]):
-            out += (' "' + part) if i % 2 == 0 else ('" ' + part)
-        text = out
-    if text.startswith('" '):
-        text = '"' + text[2:]
-    if text.endswith(' "'):
-        text = text[:-2] + '"'
-    return text.strip()
+    text = _ARTEFACT.sub(r"\1", text)
+    out: list[str] = []
+    glue_next = True  # no space before the next token
+    quote_open = False
+    for token in text.split():
+        if token == '"':
+            if quote_open:
+                out.append('"')
+                glue_next = False
+            else:
+                out.append(('' if glue_next else ' ') + '"')
+                glue_next = True
+            quote_open = not quote_open
+            continue
+        glue = glue_next or bool(_NO_SPACE_BEFORE.match(token))
+        out.append(('' if glue else ' ') + token)
+        glue_next = token in _NO_SPACE_AFTER
+    return "".join(out)
 
 
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "no", "nos", "mt", "lt",
