@@ -78,6 +78,7 @@ from minibert.training_utils import (
 
 IGNORE_INDEX = -100
 CHECKPOINT = "checkpoint.pt"
+VALID_BATCH_SIZE = 32   # fixed, so the valid masks do not depend on --batch-size or the number of processes
 
 # The settings that define a run; ``--resume`` takes them from the checkpoint.
 RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokenizer",
@@ -158,7 +159,7 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
     g.add_argument("--eval-every", type=int, default=250,
                    help="evaluate on the valid split every N steps (and at the end)")
     g.add_argument("--eval-batches", type=int, default=None,
-                   help="evaluate on at most this many valid batches (default: all)")
+                   help="evaluate on at most this many valid batches of 32 pairs (default: all)")
     g.add_argument("--save-every", type=int, default=250,
                    help="write checkpoint.pt every N steps (and at the end)")
     return p
@@ -225,6 +226,23 @@ def build_dataset(docs, tokenizer, args, seed: int, role: str):
                             f"give more text (an NSP pair needs at least two sentences).")
     return PretrainingDataset(examples, tokenizer, args.seq_len, mlm_probability=args.mlm_probability,
                               whole_word_mask=args.whole_word_mask)
+
+
+def fixed_valid_batches(docs, tokenizer, args) -> tuple:
+    """The valid pairs and their batches, masked once with seeds derived from ``args.seed``.
+
+    Every evaluation (and ``scripts/unigram_baseline.py``) scores exactly these
+    masked positions, so numbers at different steps, or of different
+    predictors, are comparable. Returns ``(dataset, list_of_batches)``.
+    """
+    from minibert.pretraining_data import iterate_batches
+
+    valid_set = build_dataset(docs, tokenizer, args, args.seed + 1, "valid")
+    batches = list(iterate_batches(valid_set, VALID_BATCH_SIZE, torch.Generator().manual_seed(args.seed + 2),
+                                   shuffle=False, drop_last=False))
+    if args.eval_batches:
+        batches = batches[:args.eval_batches]
+    return valid_set, batches
 
 
 def training_stream(dataset, global_batch: int, seed: int, epoch: int, skip: int, ctx: Distributed):
@@ -431,16 +449,10 @@ def _run(args, ctx: Distributed, say, PRESETS, BertConfig, BertForPreTraining) -
 
     t0 = time.time()
     train_set = build_dataset(train_docs, tokenizer, args, args.seed, "train")
-    valid_set = build_dataset(valid_docs, tokenizer, args, args.seed + 1, "valid")
+    valid_set, valid_batches = fixed_valid_batches(valid_docs, tokenizer, args)
     if len(train_set) < args.batch_size * ctx.world_size:
         raise PretrainError(f"the training corpus gives {len(train_set)} sentence pairs, fewer than one global "
                             f"micro-batch of {args.batch_size * ctx.world_size}; lower --batch-size or give more text.")
-    from minibert.pretraining_data import iterate_batches
-
-    valid_batches = list(iterate_batches(valid_set, args.batch_size, torch.Generator().manual_seed(args.seed + 2),
-                                         shuffle=False, drop_last=False))
-    if args.eval_batches:
-        valid_batches = valid_batches[:args.eval_batches]
     say(f"data: {len(train_set):,} train pairs from {train_path}, {len(valid_set):,} valid pairs from "
         f"{valid_path} ({len(valid_batches)} batches, masked once), prepared in {time.time() - t0:.1f}s")
 
