@@ -214,10 +214,13 @@ def test_a_float_mask_is_rejected_with_a_clear_message():
 
 
 def test_mismatched_shapes_are_rejected_with_a_clear_message():
-    """q and k with different d_k, or k and v with different lengths, raise ValueError naming the shapes."""
+    """Different d_k in q and k, different lengths of k and v, or a mask of the wrong shape raise ValueError naming the shapes."""
     from minibert.attention import scaled_dot_product_attention
 
     with pytest.raises(ValueError, match="d_k"):
         scaled_dot_product_attention(torch.randn(3, 4), torch.randn(3, 5), torch.randn(3, 4))
     with pytest.raises(ValueError, match="T_k"):
         scaled_dot_product_attention(torch.randn(3, 4), torch.randn(3, 4), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        scaled_dot_product_attention(torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4),
+                                     mask=torch.ones(3, 5, dtype=torch.bool))
