@@ -1,0 +1,229 @@
+"""Training-step throughput of our BertForPreTraining against transformers', same everything.
+
+Both models get the same config, the same weights, the same batches and the
+same masked positions. One *training step* = forward + MLM/NSP loss + backward
++ AdamW step. The two models alternate inside one process (``--repeats``
+rounds of ``--steps`` steps each), so that load from other processes on a
+shared machine hits both alike; we report medians.
+
+What differs is only how each library computes the step:
+
+- ours decodes the vocabulary only at the masked positions (sparse MLM: about
+  15% of the positions instead of all of them), uses PyTorch's fused SDPA
+  attention kernel, and the fused (single-kernel) AdamW;
+- transformers (its default ``sdpa`` attention) decodes every position and
+  uses ``torch.optim.AdamW`` with its defaults, as a training script would.
+
+Before timing, the script checks that both give the same loss (eval mode, no
+dropout) to 1e-5. ``--profile`` prints where the time goes (torch.profiler).
+``--memory`` measures each model's peak resident memory in a separate process.
+
+    python scripts/benchmark_pretraining.py --preset tiny mini
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from minibert import hf
+from minibert.model import BertConfig, BertForPreTraining
+
+
+def make_batches(config: BertConfig, n: int, batch_size: int, seq_len: int, mask_prob: float, seed: int) -> list:
+    """``n`` pretraining batches: two segments, padded rows (lengths in [T/2, T]), ~mask_prob masked."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n):
+        B, T = batch_size, seq_len
+        lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+        positions = torch.arange(T)
+        real = positions[None, :] < lengths[:, None]                                   # (B, T) bool
+        ids = torch.randint(5, config.vocab_size, (B, T), generator=g)
+        ids[:, 0] = 2                                                                   # [CLS]
+        ids[~real] = config.pad_token_id
+        token_type_ids = ((positions[None, :] >= (lengths[:, None] // 2)) & real).long()
+        candidates = real & (positions[None, :] > 0)
+        masked = candidates & (torch.rand(B, T, generator=g) < mask_prob)
+        labels = torch.where(masked, ids, torch.full_like(ids, -100))
+        ids = torch.where(masked, torch.full_like(ids, 4), ids)                         # [MASK] = 4
+        batches.append(dict(input_ids=ids, token_type_ids=token_type_ids, attention_mask=real.long(),
+                            mlm_labels=labels, nsp_labels=torch.randint(0, 2, (B,), generator=g)))
+    return batches
+
+
+def build(preset: str, dropout: float, seed: int = 0):
+    """(our model, transformers' model) with identical weights, our fused optimizer, theirs default."""
+    config = BertConfig.from_preset(preset, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    torch.manual_seed(seed)
+    ours = BertForPreTraining(config)
+    theirs = hf.to_transformers(ours, attn_implementation="sdpa")
+    return config, ours, theirs
+
+
+def our_step(model, optimizer, b) -> torch.Tensor:
+    loss = model(b["input_ids"], b["token_type_ids"], b["attention_mask"],
+                 mlm_labels=b["mlm_labels"], nsp_labels=b["nsp_labels"])["loss"]
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+def their_step(model, optimizer, b) -> torch.Tensor:
+    loss = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"],
+                 labels=b["mlm_labels"], next_sentence_label=b["nsp_labels"]).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+def optimizers(ours, theirs, lr=1e-4):
+    return (torch.optim.AdamW(ours.parameters(), lr=lr, fused=True),
+            torch.optim.AdamW(theirs.parameters(), lr=lr))
+
+
+def check_same_loss(ours, theirs, b) -> float:
+    """|loss ours - loss transformers| in eval mode (no dropout) on one batch."""
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        a = ours(b["input_ids"], b["token_type_ids"], b["attention_mask"],
+                 mlm_labels=b["mlm_labels"], nsp_labels=b["nsp_labels"])["loss"].item()
+        c = theirs(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"],
+                   labels=b["mlm_labels"], next_sentence_label=b["nsp_labels"]).loss.item()
+    ours.train(), theirs.train()
+    return abs(a - c)
+
+
+def timed(step, model, optimizer, batches) -> float:
+    start = time.perf_counter()
+    for b in batches:
+        step(model, optimizer, b)
+    return time.perf_counter() - start
+
+
+def bench(preset: str, args) -> dict:
+    config, ours, theirs = build(preset, args.dropout)
+    batches = make_batches(config, args.steps, args.batch_size, args.seq_len, args.mask_prob, seed=1)
+    diff = check_same_loss(ours, theirs, batches[0])
+    if diff > 1e-5:
+        raise SystemExit(f"{preset}: losses differ by {diff:.3e} > 1e-5; the comparison is not fair.")
+    opt_ours, opt_theirs = optimizers(ours, theirs)
+    for _ in range(args.warmup):
+        our_step(ours, opt_ours, batches[0])
+        their_step(theirs, opt_theirs, batches[0])
+    tokens = args.batch_size * args.seq_len * len(batches)
+    rates = {"ours": [], "transformers": []}
+    for r in range(args.repeats):
+        order = [("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs)]
+        if r % 2:
+            order.reverse()                       # alternate who goes first
+        for name, step, model, opt in order:
+            rates[name].append(tokens / timed(step, model, opt, batches))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    masked = sum(int((b["mlm_labels"] != -100).sum()) for b in batches) / (tokens)
+    return dict(preset=preset, loss_diff=diff, ours=med["ours"], transformers=med["transformers"],
+                ratio=med["ours"] / med["transformers"], all=rates, masked_fraction=masked)
+
+
+def profile(preset: str, args) -> None:
+    """Print the most expensive operators of a few training steps of each model."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    config, ours, theirs = build(preset, args.dropout)
+    batches = make_batches(config, 3, args.batch_size, args.seq_len, args.mask_prob, seed=1)
+    opt_ours, opt_theirs = optimizers(ours, theirs)
+    ours.train(), theirs.train()
+    for name, step, model, opt in (("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs)):
+        step(model, opt, batches[0])
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for b in batches:
+                step(model, opt, b)
+        print(f"\n=== {preset}: {name}, {len(batches)} training steps ===")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_child(preset: str, which: str, args) -> None:
+    """In a fresh process: peak RSS growth (MB) over 3 training steps of one model."""
+    config, ours, theirs = build(preset, args.dropout)
+    batches = make_batches(config, 3, args.batch_size, args.seq_len, args.mask_prob, seed=1)
+    opt_ours, opt_theirs = optimizers(ours, theirs)
+    if which == "ours":
+        del theirs, opt_theirs
+        step, model, opt = our_step, ours, opt_ours
+    else:
+        del ours, opt_ours
+        step, model, opt = their_step, theirs, opt_theirs
+    import gc
+    gc.collect()
+    before = _rss_mb()
+    for b in batches:
+        step(model, opt, b)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB -> MiB on Linux
+    print(f"{peak - before:.1f}")
+
+
+def measure_memory(preset: str, which: str, args) -> float:
+    cmd = [sys.executable, __file__, "--preset", preset, "--_memory-child", which,
+           "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
+           "--mask-prob", str(args.mask_prob), "--dropout", str(args.dropout), "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    return float(out[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", nargs="+", default=["tiny", "mini"], help="model presets to compare")
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per batch (default 32)")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
+    parser.add_argument("--mask-prob", type=float, default=0.15, help="fraction of real tokens masked (0.15)")
+    parser.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (0.1, as BERT)")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per timed repetition (3)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating repetitions; medians reported (5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model first (1)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per model")
+    parser.add_argument("--profile-rows", type=int, default=15, help="rows of the profiler table (15)")
+    parser.add_argument("--memory", action="store_true", help="also measure peak RSS growth per model")
+    parser.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    if args.memory_child:
+        memory_child(args.preset[0], args.memory_child, args)
+        return 0
+    print(f"# torch {torch.__version__}, {args.threads} threads, batch {args.batch_size} x {args.seq_len}, "
+          f"mask {args.mask_prob}, dropout {args.dropout}, {args.steps} steps x {args.repeats} alternating repeats")
+    for preset in args.preset:
+        if args.profile:
+            profile(preset, args)
+            continue
+        r = bench(preset, args)
+        line = (f"{preset:6s} ours {r['ours']:8.0f} tok/s   transformers {r['transformers']:8.0f} tok/s   "
+                f"ratio {r['ratio']:.2f}x   |d loss| {r['loss_diff']:.1e}   "
+                f"masked {100 * r['masked_fraction']:.1f}% of positions")
+        if args.memory:
+            m_ours, m_theirs = measure_memory(preset, "ours", args), measure_memory(preset, "transformers", args)
+            line += f"   peak RSS growth ours {m_ours:.0f} MB, transformers {m_theirs:.0f} MB"
+        print(line, flush=True)
+        print(f"       per-repeat tok/s: ours {[round(x) for x in r['all']['ours']]}, "
+              f"transformers {[round(x) for x in r['all']['transformers']]}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
