@@ -1,0 +1,159 @@
+"""SentencePiece: a unigram model trained on our text, BERT's specials at ids 0..4, the shared API.
+
+The offline tests train on a small synthetic corpus (a few hundred lines from
+a fixed word list); the real-data tests train the ``tiny`` preset's 8,000-piece
+vocabulary on WikiText-2 valid and check it on WikiText-2 test.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import torch
+
+from minibert.tokenization import SPECIAL_TOKENS, SentencePieceTokenizer, WordPieceTokenizer, load_tokenizer
+
+WORDS = ("the cat sat on mat dog ran quickly under table while birds sang loudly outside "
+         "window morning evening people walked through quiet streets city river bridge").split()
+
+
+def _corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + " ." for _ in range(n_lines)]
+
+
+@pytest.fixture(scope="module")
+def sp() -> SentencePieceTokenizer:
+    return SentencePieceTokenizer.train(_corpus(), vocab_size=40, seed=0)
+
+
+def test_specials_have_fixed_ids_0_to_4(sp):
+    """[PAD] [UNK] [CLS] [SEP] [MASK] are ids 0, 1, 2, 3, 4, whatever the text."""
+    assert sp.convert_ids_to_tokens(range(5)) == list(SPECIAL_TOKENS)
+    assert (sp.pad_id, sp.unk_id, sp.cls_id, sp.sep_id, sp.mask_id) == (0, 1, 2, 3, 4)
+    assert sp.special_ids == {0, 1, 2, 3, 4}
+    assert sp.vocab_size == 40, sp.vocab_size
+
+
+def test_specials_are_never_produced_from_ordinary_text(sp):
+    """Ordinary text maps to ids >= 5, except characters never seen in training, which become [UNK]."""
+    ids = [i for line in _corpus(50, seed=1) for i in sp.text_to_ids(line)]
+    assert min(ids) >= 5, min(ids)
+    assert sp.text_to_ids("cat \u2603 sat") .count(sp.unk_id) == 1  # the snowman was never seen
+
+
+def test_training_is_deterministic_for_a_seed():
+    """Two trainings with the same seed and text give byte-identical models."""
+    a = SentencePieceTokenizer.train(_corpus(), vocab_size=40, seed=3)
+    b = SentencePieceTokenizer.train(iter(_corpus()), vocab_size=40, seed=3)
+    assert a.model_proto == b.model_proto
+
+
+def test_encode_pair_and_batch_follow_bert_layout(sp):
+    """[CLS] A [SEP] B [SEP], segments 0/1, right padding with [PAD], mask 1 on real tokens."""
+    a, b = "the cat sat", "on the mat ."
+    e = sp.encode(a, b)
+    n_a, n_b = len(sp.text_to_ids(a)), len(sp.text_to_ids(b))
+    assert e["input_ids"] == [2] + sp.text_to_ids(a) + [3] + sp.text_to_ids(b) + [3]
+    assert e["token_type_ids"] == [0] * (n_a + 2) + [1] * (n_b + 1)
+    cut = sp.encode(a, b, max_length=6)
+    assert len(cut["input_ids"]) == 6 and cut["input_ids"].count(3) == 2, cut
+    batch = sp.encode_batch(["the cat", a + " " + b, "dog"])
+    lengths = batch["attention_mask"].sum(1).tolist()
+    assert batch["input_ids"].shape == (3, max(lengths)) and batch["input_ids"].dtype == torch.long
+    for row, n in enumerate(lengths):
+        assert batch["input_ids"][row, :n].tolist() == sp.encode(["the cat", a + " " + b, "dog"][row])["input_ids"]
+        assert (batch["input_ids"][row, n:] == 0).all() and (batch["token_type_ids"][row, n:] == 0).all()
+
+
+def test_decode_inverts_encode_and_word_starts_count_words(sp):
+    """decode(encode(x)) == x for normalized text, and exactly one piece per word starts with ▁."""
+    for line in _corpus(50, seed=2):
+        ids = sp.encode(line)["input_ids"]
+        assert sp.decode(ids) == line, (line, sp.convert_ids_to_tokens(ids))
+        starts = sum(sp.is_word_start(i) for i in sp.text_to_ids(line))
+        assert starts == len(line.split()), (line, sp.tokenize(line))
+
+
+def test_specials_written_in_text_are_kept(sp):
+    """A literal [MASK] or [SEP] in the text becomes that special id; tokenize agrees with the ids."""
+    text = "the cat [MASK] on the mat [SEP] dog"
+    ids = sp.text_to_ids(text)
+    assert ids.count(sp.mask_id) == 1 and ids.count(sp.sep_id) == 1, sp.tokenize(text)
+    assert sp.convert_tokens_to_ids(sp.tokenize(text)) == ids
+    assert sp.decode(ids, skip_special_tokens=False) == "the cat [MASK] on the mat [SEP] dog"
+
+
+def test_save_load_round_trip_by_folder(sp, tmp_path):
+    """train(..., folder=) and save() write spm.model + json; load_tokenizer returns the same tokenizer."""
+    sp.save(tmp_path / "tok")
+    trained = SentencePieceTokenizer.train(_corpus(), vocab_size=40, seed=0, folder=tmp_path / "trained")
+    for folder in (tmp_path / "tok", tmp_path / "trained"):
+        loaded = load_tokenizer(folder)
+        assert isinstance(loaded, SentencePieceTokenizer) and loaded.model_proto == sp.model_proto
+        assert loaded.encode("the cat sat", "on the mat") == sp.encode("the cat sat", "on the mat")
+    assert trained.model_proto == sp.model_proto
+
+
+def test_bad_input_gives_one_clear_sentence(tmp_path):
+    """Empty text, a cp1252 file, a missing file, a vocabulary the text cannot fill, a missing model."""
+    with pytest.raises(ValueError, match="training text is empty"):
+        SentencePieceTokenizer.train(["", "   "], vocab_size=40)
+    cp1252 = tmp_path / "mr.txt"
+    cp1252.write_bytes("a review \u2026 of a film\n".encode("cp1252"))
+    with pytest.raises(ValueError, match=r"not UTF-8 \(byte 0x85 at offset 9\)"):
+        SentencePieceTokenizer.train(cp1252, vocab_size=40)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SentencePieceTokenizer.train(tmp_path / "missing.txt", vocab_size=40)
+    with pytest.raises(ValueError, match="smaller vocab_size"):
+        SentencePieceTokenizer.train(_corpus(20), vocab_size=5000)
+    with pytest.raises(FileNotFoundError, match="spm.model does not exist"):
+        SentencePieceTokenizer.load(tmp_path)
+    with pytest.raises(ValueError, match="not a SentencePiece model"):
+        SentencePieceTokenizer(b"not a model")
+
+
+def test_training_files_and_lines_give_the_same_model(tmp_path):
+    """A UTF-8 file, a list of files, and the same lines as strings train the same model."""
+    lines = _corpus(300)
+    (tmp_path / "a.txt").write_text("\n".join(lines[:150]) + "\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("\n".join(lines[150:]) + "\n", encoding="utf-8")
+    (tmp_path / "all.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from_lines = SentencePieceTokenizer.train(lines, vocab_size=40)
+    assert SentencePieceTokenizer.train(tmp_path / "all.txt", vocab_size=40).model_proto == from_lines.model_proto
+    both = [str(tmp_path / "a.txt"), tmp_path / "b.txt"]
+    assert SentencePieceTokenizer.train(both, vocab_size=40).model_proto == from_lines.model_proto
+
+
+# ---------------------------------------------------------------------------
+# Real data: the tiny preset's vocabulary on WikiText-2
+# ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_wikitext_vocabulary_trains_fast_deterministically_and_round_trips(data_dir, tmp_path):
+    """8,000 pieces on wiki.valid.raw: same bytes twice, specials 0..4, WikiText-2 test decodes back exactly."""
+    train_file = data_dir / "wikitext-2-raw" / "wiki.valid.raw"
+    start = time.perf_counter()
+    sp = SentencePieceTokenizer.train(train_file, vocab_size=8000, seed=0, folder=tmp_path / "tok")
+    seconds = time.perf_counter() - start
+    again = SentencePieceTokenizer.train(train_file, vocab_size=8000, seed=0)
+    assert sp.model_proto == again.model_proto, "training twice with one seed gave different models"
+    assert sp.vocab_size == 8000 and sp.convert_ids_to_tokens(range(5)) == list(SPECIAL_TOKENS)
+
+    test_lines = [line.strip() for line in
+                  (data_dir / "wikitext-2-raw" / "wiki.test.raw").read_text(encoding="utf-8").split("\n")
+                  if line.strip()]
+    loaded = load_tokenizer(tmp_path / "tok")
+    ids = [loaded.text_to_ids(line) for line in test_lines]
+    exact = sum(loaded.decode(x) == line for x, line in zip(ids, test_lines))
+    n_tokens = sum(map(len, ids))
+    n_unk = sum(x.count(loaded.unk_id) for x in ids)
+    n_words = sum(len(line.split()) for line in test_lines)
+    message = (f"trained in {seconds:.1f} s; wiki.test: {len(test_lines)} lines, {exact} decode exactly, "
+               f"{n_tokens} tokens for {n_words} words ({n_tokens / n_words:.3f} per word), {n_unk} [UNK]")
+    print("\n" + message)
+    assert exact / len(test_lines) >= 0.95, message
+    assert n_unk / n_tokens <= 0.001, message
+    assert seconds < 60, message
