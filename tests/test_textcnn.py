@@ -1,0 +1,331 @@
+"""Kim's TextCNN: the convolution + max-over-time formula, padding, max-norm, embedding modes, CLI.
+
+Formula tests (they take ``lib``) also run against the learner's
+``tutorials/exercises/ex08_textcnn.py`` with ``pytest --exercises``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import max_abs_diff
+from textcnn.model import TextCNN, TextCNNConfig, pad_batch
+from textcnn.train import Adadelta
+
+
+def _loop_conv_max(x, weight, bias, lengths):
+    """$\\hat c = \\max_i \\mathrm{ReLU}(\\sum_{j,c} w_{f,c,j} x_{i+j,c} + b_f)$ with Python loops, float64."""
+    B, T, C = x.shape
+    num_filters, _, h = weight.shape
+    out = torch.zeros(B, num_filters, dtype=torch.float64)
+    for b in range(B):
+        n = int(lengths[b])
+        words = [x[b, t].double() if t < n else torch.zeros(C, dtype=torch.float64) for t in range(max(n, h))]
+        for f in range(num_filters):
+            best = None
+            for i in range(max(n - h, 0) + 1):
+                s = float(bias[f])
+                for j in range(h):
+                    for c in range(C):
+                        s += float(weight[f, c, j]) * float(words[i + j][c])
+                c_i = max(s, 0.0)
+                best = c_i if best is None else max(best, c_i)
+            out[b, f] = best
+    return out
+
+
+def _small_case(seed=0, T=7, C=3, num_filters=4, h=3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, T, C, generator=g)
+    weight = torch.randn(num_filters, C, h, generator=g)
+    bias = torch.randn(num_filters, generator=g) * 0.1
+    lengths = torch.tensor([T, 5, 2, 1])  # 2 and 1 are shorter than the window h = 3
+    return x, weight, bias, lengths
+
+
+@pytest.mark.formula
+@pytest.mark.parametrize("h", [1, 2, 3, 5])
+def test_conv_max_over_time_equals_the_loop_formula(lib, h):
+    """$\\hat c = \\max_i \\mathrm{ReLU}(\\mathbf{w} \\cdot \\mathbf{x}_{i:i+h-1} + b)$, written as loops, on a small case."""
+    x, weight, bias, lengths = _small_case(h=h)
+    got = lib.conv_max_over_time(x, weight, bias, lengths)
+    want = _loop_conv_max(x, weight, bias, lengths)
+    assert got.shape == (4, 4), got.shape
+    diff = max_abs_diff(got, want)
+    assert diff <= 1e-5, f"max |conv_max_over_time - loops| = {diff:.2e}"
+
+
+@pytest.mark.formula
+def test_padding_never_changes_the_pooled_features(lib):
+    """Appending padding positions holding arbitrary values leaves $\\hat c$ unchanged."""
+    x, weight, bias, lengths = _small_case(h=4)
+    base = lib.conv_max_over_time(x, weight, bias, lengths)
+    junk = torch.randn(4, 6, 3) * 100.0  # anything at all in the padded positions
+    longer = torch.cat([x, junk], dim=1)
+    padded_junk = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        padded_junk[b, n:] = 50.0
+    diff = max(max_abs_diff(lib.conv_max_over_time(longer, weight, bias, lengths), base),
+               max_abs_diff(lib.conv_max_over_time(padded_junk, weight, bias, lengths), base))
+    assert diff <= 1e-6, f"padding changed the pooled features by {diff:.2e}"
+
+
+def _model(mode="rand", vocab=30, dim=8, filters=5, dropout=0.0, seed=0, sparse=True):
+    torch.manual_seed(seed)
+    config = TextCNNConfig(vocab_size=vocab, num_classes=3, embedding_dim=dim, num_filters=filters,
+                           dropout=dropout, mode=mode)
+    vectors = torch.randn(vocab, dim) if mode != "rand" else None
+    return TextCNN(config, vectors, sparse_embedding=sparse)
+
+
+def _random_batch(seed=0, vocab=30, n=6):
+    g = torch.Generator().manual_seed(seed)
+    lists = [torch.randint(2, vocab, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist()
+             for _ in range(n)]
+    return lists, torch.randint(0, 3, (n,), generator=g)
+
+
+def test_model_prediction_does_not_depend_on_batch_padding():
+    """A sentence gets the same logits alone and padded inside a batch of longer sentences."""
+    model = _model().eval()
+    lists, _ = _random_batch()
+    ids, lengths = pad_batch(lists, min_length=5)
+    batch_logits = model(ids, lengths)
+    for row, tokens in enumerate(lists):
+        alone_ids, alone_len = pad_batch([tokens], min_length=1)
+        diff = max_abs_diff(model(alone_ids, alone_len)[0], batch_logits[row])
+        assert diff <= 1e-5, f"sentence {row} (length {len(tokens)}): logits differ by {diff:.2e}"
+
+
+def _train_steps(model, steps=5, seed=0):
+    opt = Adadelta([p for p in model.parameters() if p.requires_grad])
+    for s in range(steps):
+        lists, y = _random_batch(seed + s)
+        ids, lengths = pad_batch(lists, min_length=5)
+        loss = F.cross_entropy(model(ids, lengths), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.apply_max_norm()
+
+
+def test_max_norm_constraint_holds_after_a_step():
+    """After an update + apply_max_norm, every class row of the output layer has l2 norm <= s = 3."""
+    model = _model()
+    with torch.no_grad():
+        model.fc.weight.mul_(0.0).add_(2.0)  # row norms 2 * sqrt(15) ~ 7.7 > 3
+        model.fc.weight[2] = 0.01  # a row under the limit must not be rescaled up
+    small_row = model.fc.weight[2].clone()
+    model.apply_max_norm()
+    norms = model.fc.weight.norm(dim=1)
+    assert torch.all(norms <= 3.0 + 1e-5), f"row norms after the constraint: {norms.tolist()}"
+    assert abs(norms[0].item() - 3.0) <= 1e-5, f"a row over the limit is scaled to exactly s: {norms[0]:.6f}"
+    assert max_abs_diff(model.fc.weight[2], small_row) == 0.0, "a row under the limit was changed"
+    _train_steps(model, steps=3)
+    norms = model.fc.weight.norm(dim=1)
+    assert torch.all(norms <= 3.0 + 1e-5), f"row norms after training steps: {norms.tolist()}"
+
+
+def test_static_mode_never_changes_the_embeddings():
+    """In static mode the pretrained vectors are frozen while the filters learn."""
+    model = _model("static")
+    emb, conv = model.embedding.weight.clone(), model.convs[0].weight.clone()
+    _train_steps(model)
+    assert max_abs_diff(model.embedding.weight, emb) == 0.0
+    change = max_abs_diff(model.convs[0].weight, conv)
+    assert change > 1e-4, f"the filters should have been updated (change {change:.2e})"
+
+
+def test_non_static_and_rand_modes_fine_tune_the_embeddings():
+    """non-static and rand update the embedding rows of the words they saw, and only those."""
+    for mode in ("non-static", "rand"):
+        model = _model(mode)
+        emb = model.embedding.weight.clone()
+        _train_steps(model, steps=1, seed=0)
+        seen = set(sum(_random_batch(0)[0], []))
+        changed = set((model.embedding.weight - emb).abs().sum(1).nonzero().flatten().tolist())
+        assert changed and changed <= seen, f"{mode}: changed rows {sorted(changed)}, seen words {sorted(seen)}"
+
+
+def test_multichannel_trains_one_channel_and_freezes_the_other():
+    """multichannel: both channels start equal; after training only the non-static one has moved."""
+    model = _model("multichannel")
+    assert max_abs_diff(model.embedding.weight, model.static_embedding.weight) == 0.0
+    static = model.static_embedding.weight.clone()
+    _train_steps(model)
+    assert max_abs_diff(model.static_embedding.weight, static) == 0.0
+    moved = max_abs_diff(model.embedding.weight, static)
+    assert moved > 1e-4, f"the trained channel should move (max change {moved:.2e})"
+    assert model.convs[0].weight.shape[1] == 2 * 8, "each filter spans both channels"
+
+
+def test_padding_row_stays_zero_and_untrained():
+    """The <pad> vector is zero and receives no update."""
+    model = _model("rand")
+    _train_steps(model)
+    assert model.embedding.weight[0].abs().max().item() == 0.0
+
+
+def test_sparse_adadelta_equals_dense_adadelta():
+    """Our row-lazy Adadelta (rho 0.95, eps 1e-6) matches torch.optim.Adadelta step for step."""
+    a = _model(sparse=True, dropout=0.0)
+    b = _model(sparse=False, dropout=0.0)
+    b.load_state_dict(a.state_dict())
+    opt_a = Adadelta([p for p in a.parameters() if p.requires_grad], lr=1.0, rho=0.95, eps=1e-6)
+    opt_b = torch.optim.Adadelta([p for p in b.parameters() if p.requires_grad], lr=1.0, rho=0.95, eps=1e-6)
+    for step in range(15):
+        lists, y = _random_batch(100 + step, n=3)  # small batches: many rows skip many steps
+        ids, lengths = pad_batch(lists, min_length=5)
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            F.cross_entropy(model(ids, lengths), y).backward()
+            opt.step()
+    diff = max(max_abs_diff(pa, pb) for pa, pb in zip(a.parameters(), b.parameters()))
+    assert diff <= 1e-5, f"parameters differ by {diff:.2e} after 15 steps"
+
+
+def test_rand_mode_starts_uniform_in_plus_minus_quarter():
+    """CNN-rand vectors are U[-0.25, 0.25] (Kim): inside the range, std close to 0.25/sqrt(3)."""
+    torch.manual_seed(0)
+    model = TextCNN(TextCNNConfig(vocab_size=2000, num_classes=2, embedding_dim=50))
+    w = model.embedding.weight[1:]
+    assert w.abs().max().item() <= 0.25
+    std = w.std().item()
+    assert abs(std - 0.25 / 3 ** 0.5) <= 0.005, f"std {std:.4f}, expected {0.25 / 3 ** 0.5:.4f}"
+
+
+def test_bad_configuration_gets_one_clear_error():
+    """Unknown mode, too few classes, mismatched vectors: a ValueError that says what is wrong."""
+    with pytest.raises(ValueError, match="mode must be one of"):
+        TextCNNConfig(vocab_size=5, num_classes=2, mode="dynamic")
+    with pytest.raises(ValueError, match="num_classes"):
+        TextCNNConfig(vocab_size=5, num_classes=1)
+    with pytest.raises(ValueError, match="vectors have shape"):
+        TextCNN(TextCNNConfig(vocab_size=5, num_classes=2, embedding_dim=4), torch.zeros(5, 3))
+
+
+# ---------------------------------------------------------------------------
+# word vectors
+
+
+def test_vector_file_reader_handles_header_coverage_and_unknown_words(tmp_path):
+    """word2vec header or not, vectors are matched by word; missing words are U[-0.25, 0.25]."""
+    from minibert.classification_data import Vocabulary
+    from textcnn.vectors import load_vectors
+
+    vocab = Vocabulary.build([["good", "bad", "film", "zzz"]])
+    lines = ["good 1 2 3", "film 0.5 -0.5 0", "other 9 9 9"]
+    for name, text in (("glove.txt", "\n".join(lines)), ("w2v.txt", "3 3\n" + "\n".join(lines))):
+        path = tmp_path / name
+        path.write_text(text + "\n", encoding="utf-8")
+        loaded = load_vectors(path, vocab)
+        assert (loaded.found, loaded.total) == (2, 4), (loaded.found, loaded.total)
+        assert loaded.coverage == 0.5
+        assert loaded.weight[vocab.stoi["good"]].tolist() == [1.0, 2.0, 3.0]
+        missing = loaded.weight[vocab.stoi["bad"]]
+        assert missing.abs().max() <= 0.25 and missing.abs().max() > 0
+        assert loaded.weight[0].abs().max() == 0, "<pad> is zero"
+
+
+def test_vector_file_errors_name_file_and_line(tmp_path):
+    """A ragged vector file or a missing file gives one sentence naming the file (and line)."""
+    from minibert.classification_data import Vocabulary
+    from textcnn.vectors import VectorsError, load_vectors
+
+    vocab = Vocabulary.build([["a"]])
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a 1 2\nb 1\n", encoding="utf-8")
+    with pytest.raises(VectorsError, match=r"bad.txt, line 2"):
+        load_vectors(bad, vocab)
+    with pytest.raises(VectorsError, match="cannot open"):
+        load_vectors(tmp_path / "none.txt", vocab)
+
+
+# ---------------------------------------------------------------------------
+# the train / predict CLI on toy data
+
+POS = ["a good film", "good fun", "really good acting", "so good", "good and warm", "a good story"]
+NEG = ["a bad film", "bad fun", "really bad acting", "so bad", "bad and cold", "a bad story"]
+
+
+def _toy_file(path, n=60, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    rows = [f"1 {rng.choice(POS)}" if i % 2 else f"0 {rng.choice(NEG)}" for i in range(n)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+SMALL = ["--embedding-dim", "16", "--num-filters", "8", "--batch-size", "10", "--threads", "1"]
+
+
+def test_train_cli_learns_a_toy_task_and_predict_uses_the_saved_model(tmp_path, capsys):
+    """`textcnn train` writes metrics.jsonl, results.json, a confusion PNG and a model `textcnn predict` uses."""
+    from textcnn.cli import main as cli
+    from textcnn.predict import TextCNNClassifier
+
+    train, test = _toy_file(tmp_path / "train.txt"), _toy_file(tmp_path / "test.txt", n=20, seed=1)
+    out = tmp_path / "run"
+    assert cli(["train", "--train", str(train), "--test", str(test), "--epochs", "6", "--out", str(out)] + SMALL) == 0
+    results = json.loads((out / "results.json").read_text())
+    for key in ("test_accuracy", "test_f1_macro", "train_seconds", "num_parameters", "best_epoch"):
+        assert key in results, f"results.json lacks {key}"
+    lines = (out / "metrics.jsonl").read_text().strip().split("\n")
+    assert len(lines) == 6, f"{len(lines)} epoch lines in metrics.jsonl"
+    assert results["test_accuracy"] >= 0.9, f"toy task test accuracy {results['test_accuracy']:.3f}"
+    assert (out / "confusion_matrix.png").stat().st_size > 1000
+    classifier = TextCNNClassifier.load(out)
+    assert classifier.predict(["a good story", "a bad story"]) == ["1", "0"]
+    capsys.readouterr()
+    assert cli(["predict", "--model", str(out), "really good acting", "really bad acting"]) == 0
+    printed = capsys.readouterr().out.strip().split("\n")
+    assert [line.split("\t")[0] for line in printed] == ["1", "0"], printed
+
+
+def test_train_cli_cross_validation_reports_mean_and_std_and_resumes(tmp_path, capsys):
+    """--cv K writes one folder per fold and cv_accuracy_mean/std; a rerun reuses finished folds."""
+    from textcnn.train import main
+
+    data = _toy_file(tmp_path / "all.txt", n=60)
+    out = tmp_path / "cv"
+    argv = ["--train", str(data), "--cv", "3", "--epochs", "2", "--out", str(out)] + SMALL
+    assert main(argv) == 0
+    summary = json.loads((out / "results.json").read_text())
+    accs = summary["fold_test_accuracy"]
+    assert len(accs) == 3 and all((out / f"fold_{f:02d}" / "results.json").exists() for f in (1, 2, 3))
+    mean = sum(accs) / 3
+    assert abs(summary["cv_accuracy_mean"] - mean) <= 1e-12, (summary["cv_accuracy_mean"], mean)
+    assert summary["cv_accuracy_std"] >= 0.0 and "test_f1_macro" in summary
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("already done") == 3
+
+
+def test_train_cli_static_mode_with_a_vector_file_reports_coverage(tmp_path, capsys):
+    """--mode static --vectors FILE loads the vectors and prints how many words were found."""
+    from textcnn.train import main
+
+    vectors = tmp_path / "vec.txt"
+    vectors.write_text("good 1 0 0 0\nbad -1 0 0 0\nfilm 0 1 0 0\n", encoding="utf-8")
+    data = _toy_file(tmp_path / "train.txt", n=40)
+    argv = ["--train", str(data), "--mode", "static", "--vectors", str(vectors), "--epochs", "1",
+            "--out", str(tmp_path / "s"), "--num-filters", "4", "--batch-size", "10", "--threads", "1"]
+    assert main(argv) == 0
+    assert "vectors: 3 of" in capsys.readouterr().out
+
+
+def test_train_cli_bad_input_is_one_sentence(tmp_path, capsys):
+    """A training file with a single class, or a mode without vectors, fails with one clear line."""
+    from textcnn.train import main
+
+    one = tmp_path / "one.txt"
+    one.write_text("1 good\n1 fine\n", encoding="utf-8")
+    assert main(["--train", str(one), "--out", str(tmp_path / "x")]) == 2
+    assert "at least 2" in capsys.readouterr().err
+    assert main(["--train", str(one), "--mode", "static", "--out", str(tmp_path / "x")]) == 2
+    assert "needs --vectors" in capsys.readouterr().err
