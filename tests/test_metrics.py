@@ -1,0 +1,48 @@
+"""Classification metrics computed by hand on a small 3-class case."""
+
+from __future__ import annotations
+
+import pytest
+
+from minibert.metrics import accuracy, classification_metrics, confusion_matrix, plot_confusion_matrix
+
+# true:  0 0 0 1 1 2
+# pred:  0 0 1 1 2 2
+Y_TRUE = [0, 0, 0, 1, 1, 2]
+Y_PRED = [0, 0, 1, 1, 2, 2]
+
+
+def test_confusion_matrix_rows_are_true_columns_are_predicted():
+    """M[i, j] counts examples of class i predicted as j."""
+    assert confusion_matrix(Y_TRUE, Y_PRED).tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_macro_scores_match_the_hand_computation():
+    """P = (1, 1/2, 1/2), R = (2/3, 1/2, 1), F1 = (4/5, 1/2, 2/3); macro = their means."""
+    m = classification_metrics(Y_TRUE, Y_PRED)
+    expected = {"accuracy": 4 / 6, "precision_macro": (1 + 0.5 + 0.5) / 3,
+                "recall_macro": (2 / 3 + 0.5 + 1) / 3, "f1_macro": (0.8 + 0.5 + 2 / 3) / 3}
+    for key, value in expected.items():
+        assert abs(m[key] - value) <= 1e-12, f"{key}: {m[key]} != {value}"
+    assert abs(accuracy(Y_TRUE, Y_PRED) - 4 / 6) <= 1e-12
+
+
+def test_a_class_never_predicted_scores_zero_not_nan():
+    """0/0 precision is taken as 0, so macro F1 stays a number and is below accuracy here."""
+    m = classification_metrics([0, 1, 1, 1], [1, 1, 1, 1], num_classes=2)
+    assert m["per_class"]["precision"][0] == 0.0 and m["per_class"]["f1"][0] == 0.0
+    assert abs(m["f1_macro"] - (0 + 2 * 0.75 / 1.75) / 2) <= 1e-12, m["f1_macro"]
+
+
+def test_mismatched_or_empty_inputs_are_refused():
+    """Different lengths or no examples: a ValueError that says so."""
+    with pytest.raises(ValueError, match="must match"):
+        confusion_matrix([0, 1], [0])
+    with pytest.raises(ValueError, match="empty"):
+        confusion_matrix([], [])
+
+
+def test_confusion_matrix_png_is_written(tmp_path):
+    """plot_confusion_matrix writes a PNG file."""
+    path = plot_confusion_matrix(confusion_matrix(Y_TRUE, Y_PRED), ["neg", "mid", "pos"], tmp_path / "cm.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
