@@ -1,0 +1,121 @@
+"""Figures of tutorials/04_mini_bert.md.
+
+    python scripts/figures/ch04_mini_bert.py [--checkpoint CKPT.pt --tokenizer FOLDER]
+
+writes two PNGs into tutorials/figures/:
+
+- ``ch04_parameters.png``: where the parameters of each preset live
+  (embeddings, encoder layers, pooler, pretraining heads), from the
+  closed-form :func:`minibert.model.count_parameters` (no model is built);
+- ``ch04_attention_heads.png``: the attention weights of every head of the
+  last layer on one sentence. Without ``--checkpoint`` the model is an
+  *untrained* ``tiny`` BERT (seed 0) and the ids come from a toy word list, so
+  the patterns show the mechanics (one matrix per head, padding hidden), not
+  language. With a checkpoint from ``minibert pretrain`` and its tokenizer
+  folder, the same code shows what the trained model attends to.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from minibert.model import PRESETS, BertConfig, BertForPreTraining, count_parameters  # noqa: E402
+
+OUT = Path(__file__).resolve().parents[2] / "tutorials" / "figures"
+SENTENCE = "the cat sat on the mat because it was tired"
+
+
+def parameter_breakdown(config: BertConfig) -> dict:
+    """Parameters per part, from the closed-form counts (tied decoder weight counted once)."""
+    V, C, I, L = config.vocab_size, config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    embeddings = (V + config.max_position_embeddings + config.type_vocab_size) * C + 2 * C
+    layers = L * (4 * C * C + 2 * C * I + 9 * C + I)
+    pooler = C * C + C
+    heads = count_parameters(config, "pretraining") - count_parameters(config)
+    assert embeddings + layers + pooler == count_parameters(config)
+    return {"embeddings": embeddings, "encoder layers": layers, "pooler": pooler, "MLM + NSP heads": heads}
+
+
+def figure_parameters() -> Path:
+    names = list(PRESETS)
+    parts = [parameter_breakdown(BertConfig.from_preset(n)) for n in names]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    bottom = [0.0] * len(names)
+    for key, color in zip(parts[0], ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]):
+        values = [p[key] / 1e6 for p in parts]
+        ax.bar(names, values, bottom=bottom, label=key, color=color)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    for i, total in enumerate(bottom):
+        ax.text(i, total, f"{total:.1f}M", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("parameters (millions)")
+    ax.set_title("BertForPreTraining presets: where the parameters are (count_parameters)")
+    ax.legend()
+    path = OUT / "ch04_parameters.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def figure_attention(checkpoint: str | None, tokenizer_folder: str | None) -> Path:
+    if checkpoint:
+        from minibert.hf import load_checkpoint
+        from minibert.tokenization import load_tokenizer
+
+        model = load_checkpoint(checkpoint)
+        tokenizer = load_tokenizer(tokenizer_folder)
+        encoded = tokenizer.encode_batch([SENTENCE])
+        ids, tt, am = encoded["input_ids"], encoded["token_type_ids"], encoded["attention_mask"]
+        tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
+        title = f"trained model {Path(checkpoint).name}"
+    else:
+        torch.manual_seed(0)
+        model = BertForPreTraining(BertConfig.from_preset("tiny")).eval()
+        words = ["[CLS]"] + SENTENCE.split() + ["[SEP]", "[PAD]", "[PAD]"]
+        toy_vocab = {w: i + 5 for i, w in enumerate(dict.fromkeys(SENTENCE.split()))}
+        toy_vocab.update({"[PAD]": 0, "[CLS]": 2, "[SEP]": 3})
+        ids = torch.tensor([[toy_vocab[w] for w in words]])
+        tt = torch.zeros_like(ids)
+        am = (ids != 0).long()
+        tokens = words
+        title = "untrained tiny BERT (seed 0)"
+    with torch.no_grad():
+        attentions = model.bert(ids, tt, am, output_attentions=True)["attentions"]
+    last = attentions[-1][0]                                                 # (H, T, T)
+    H = last.shape[0]
+    fig, axes = plt.subplots(1, H, figsize=(4.2 * H, 4.6), constrained_layout=True, squeeze=False)
+    for h, ax in enumerate(axes[0]):
+        image = ax.imshow(last[h].numpy(), cmap="viridis", vmin=0)        # colour scale per head
+        fig.colorbar(image, ax=ax, shrink=0.7)
+        ax.set_xticks(range(len(tokens)), tokens, rotation=70, fontsize=7)
+        ax.set_yticks(range(len(tokens)), tokens if h == 0 else [""] * len(tokens), fontsize=7)
+        ax.set_title(f"layer {len(attentions) - 1}, head {h}")
+        ax.set_xlabel("key")
+    axes[0][0].set_ylabel("query")
+    fig.suptitle(f"Attention weights of the last layer, {title}")
+    path = OUT / "ch04_attention_heads.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="a minibert pretraining checkpoint (.pt); default: untrained tiny")
+    parser.add_argument("--tokenizer", help="the tokenizer folder of that checkpoint (needed with --checkpoint)")
+    args = parser.parse_args(argv)
+    if args.checkpoint and not args.tokenizer:
+        parser.error("--checkpoint needs --tokenizer (the folder the tokenizer was saved to)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {figure_parameters()}")
+    print(f"wrote {figure_attention(args.checkpoint, args.tokenizer)}")
+
+
+if __name__ == "__main__":
+    main()
