@@ -102,6 +102,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+    p.add_argument("--mr-folds", type=int, nargs="+", metavar="F",
+                   help="run only these MR folds (to share them between processes); "
+                        "a last run without it writes the MR summary")
     p.add_argument("--summary-only", action="store_true", help="only rebuild summary.json/.md")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -113,6 +116,8 @@ def main(argv=None) -> int:
                 continue
             epochs = {"mr": args.epochs_mr, "sst2-glue": args.epochs_glue}.get(row) or args.epochs
             argv_row = row_argv(row, Path(args.data_dir), out, epochs, args.seed, args.threads)
+            if row == "mr" and args.mr_folds:
+                argv_row += ["--folds"] + [str(f) for f in args.mr_folds]
             print(f"== {row}: textcnn train {' '.join(argv_row)}", flush=True)
             t0 = time.time()
             status = textcnn_train.main(argv_row)

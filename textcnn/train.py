@@ -321,6 +321,9 @@ def build_parser(prog: str = "textcnn train") -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.5, help="dropout on the pooled features")
     p.add_argument("--max-norm", type=float, default=3.0, help="l2 max-norm s of each output row")
     p.add_argument("--min-count", type=int, default=1, help="keep training words seen at least this often")
+    p.add_argument("--folds", type=int, nargs="+", metavar="F",
+                   help="with --cv: run only these folds (1-based), e.g. to share the folds between "
+                        "processes; the summary is written once every fold has its results.json")
     p.add_argument("--dev-fraction", type=float, default=0.1, help="dev share of train when no --dev")
     p.add_argument("--no-bucket", dest="bucket", action="store_false",
                    help="plain random batches instead of length-sorted pools")
@@ -397,6 +400,10 @@ def run(args, log=print) -> dict:
     for f, (train_idx, test_idx) in enumerate(folds, start=1):
         fold_out = out / f"fold_{f:02d}"
         done = fold_out / "results.json"
+        if args.folds and f not in args.folds:
+            if done.exists():
+                fold_results.append(json.loads(done.read_text(encoding="utf-8")))
+            continue
         if done.exists():
             fold_results.append(json.loads(done.read_text(encoding="utf-8")))
             log(f"fold {f}/{args.cv}: already done (test accuracy {fold_results[-1]['test_accuracy']:.4f})")
@@ -415,6 +422,10 @@ def run(args, log=print) -> dict:
         fold_results.append(result)
         log(f"fold {f}/{args.cv}: best dev epoch {result['best_epoch']}, "
             f"test accuracy {result['test_accuracy']:.4f}")
+    if len(fold_results) < args.cv:
+        log(f"{len(fold_results)} of {args.cv} folds have results; run the missing folds "
+            f"(or rerun without --folds) to write the cross-validation summary.")
+        return {"cv_folds_done": len(fold_results)}
     accs = [r["test_accuracy"] for r in fold_results]
     f1s = [r["test_f1_macro"] for r in fold_results]
     matrix = torch.tensor([r["test_confusion_matrix"] for r in fold_results]).sum(0)
