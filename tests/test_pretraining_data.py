@@ -367,6 +367,14 @@ def test_whole_word_masking_in_the_dataset_uses_the_tokenizer_word_starts():
     assert (ids[selected] >= 5).all()
 
 
+def test_batching_restores_torch_thread_count():
+    """Masking runs single-threaded for speed but leaves torch's thread setting as it found it."""
+    ds, _ = make_dataset()
+    before = torch.get_num_threads()
+    ds.batch(torch.arange(4), torch.Generator().manual_seed(0))
+    assert torch.get_num_threads() == before, f"{torch.get_num_threads()} threads after a batch, {before} before"
+
+
 def test_bad_inputs_give_one_clear_sentence():
     """Too-long examples, a global batch not divisible by world_size, a tiny dataset: ValueErrors."""
     long = [NspExample(list(range(5, 30)), list(range(5, 30)), False)]
