@@ -235,6 +235,9 @@ class PretrainingDataset:
     with ``whole_word_mask``, ``word_starts`` (N, seq_len) from
     ``tokenizer.is_word_start``.
 
+    Ids and token types are stored as int32 (half the memory of int64 for
+    WikiText-103's million pairs) and served as int64.
+
     ``tokenizer`` needs ``vocab_size``, ``pad_id``, ``cls_id``, ``sep_id``,
     ``mask_id``, ``special_ids`` (and ``is_word_start`` for whole words).
     """
@@ -255,15 +258,15 @@ class PretrainingDataset:
         self.replace_ids = allowed.nonzero().squeeze(1)  # (V - n_special,) ids random replacements use
 
         n = len(examples)
-        ids = torch.full((n, seq_len), tokenizer.pad_id, dtype=torch.long)
-        types = torch.zeros((n, seq_len), dtype=torch.long)
+        ids = torch.full((n, seq_len), tokenizer.pad_id, dtype=torch.int32)
+        types = torch.zeros((n, seq_len), dtype=torch.int32)
         lengths = torch.zeros(n, dtype=torch.long)
         for row, ex in enumerate(examples):
             tokens = [tokenizer.cls_id, *ex.tokens_a, tokenizer.sep_id, *ex.tokens_b, tokenizer.sep_id]
             if len(tokens) > seq_len:
                 raise ValueError(f"example {row} has {len(tokens)} tokens with [CLS]/[SEP], more than "
                                  f"seq_len={seq_len}; create the examples with max_seq_length <= seq_len.")
-            ids[row, :len(tokens)] = torch.tensor(tokens)
+            ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.int32)
             types[row, len(ex.tokens_a) + 2:len(tokens)] = 1
             lengths[row] = len(tokens)
         self.input_ids = ids  # (N, T)
@@ -295,14 +298,14 @@ class PretrainingDataset:
             torch.set_num_threads(threads)
 
     def _batch(self, indices: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
-        ids = self.input_ids[indices]  # (B, T)
+        ids = self.input_ids[indices].long()  # (B, T)
         special = self.special_mask[indices]  # (B, T)
         starts = self.word_starts[indices] if self.word_starts is not None else None
         masked, labels = mask_tokens(ids, special, self.vocab_size, self.mask_id, generator,
                                      self.mlm_probability, self.replace_ids, starts)
         positions = torch.arange(self.seq_len)
         attention_mask = (positions[None, :] < self.lengths[indices][:, None]).long()  # (B, T) 1 = real token
-        return dict(input_ids=masked, token_type_ids=self.token_type_ids[indices], attention_mask=attention_mask,
+        return dict(input_ids=masked, token_type_ids=self.token_type_ids[indices].long(), attention_mask=attention_mask,
                     mlm_labels=labels, nsp_labels=self.nsp_labels[indices])
 
 
