@@ -183,6 +183,9 @@ def _fetch(url: str, dest: Path, expected_size: int, label: str, progress: bool)
                     break
                 out.write(chunk)
                 done += len(chunk)
+                if done > expected_size:
+                    raise WikiTextError(f"download of {url} is larger than the release's {expected_size} "
+                                        f"bytes, so it is not that file; check the URL.")
                 if progress:
                     _progress(done, expected_size, start, label)
     finally:

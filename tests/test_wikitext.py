@@ -119,12 +119,13 @@ def test_base_url_comes_from_the_environment(server, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("route, size, digest, message", [
     ("/good/", len(GOOD), "0" * 64, "sha256"),
+    ("/good/", len(GOOD) - 10, sha(GOOD), "larger than"),
     ("/truncated/", len(GOOD), sha(GOOD), "truncated"),
     ("/broken/", len(GOOD), sha(GOOD), "broke off"),
     ("/evil/", len(EVIL), sha(EVIL), "outside"),
     ("/notrain/", len(NO_TRAIN), sha(NO_TRAIN), "does not contain"),
     ("/missing/", 1, "0" * 64, "could not download"),
-], ids=["wrong-checksum", "truncated", "connection-broken", "path-escape", "not-wikitext", "http-404"])
+], ids=["wrong-checksum", "too-large", "truncated", "connection-broken", "path-escape", "not-wikitext", "http-404"])
 def test_bad_downloads_fail_with_one_sentence_and_leave_nothing_behind(server, tmp_path, route, size, digest,
                                                                        message):
     """Each bad download raises WikiTextError naming the problem; the cache folder stays empty."""
