@@ -652,8 +652,12 @@ class SentencePieceTokenizer(_Tokenizer):
                 num_threads=int(num_threads), minloglevel=0 if verbose else 2,
             )
         except RuntimeError as exc:
+            limit = re.search(r"value <= (\d+)", str(exc))
+            if limit:
+                raise ValueError(f"SentencePiece cannot make {vocab_size} pieces from these {len(lines)} lines "
+                                 f"(at most {limit.group(1)}); use a smaller vocab_size or more text") from None
             raise ValueError(f"SentencePiece could not train a vocabulary of {vocab_size} on "
-                             f"{len(lines)} lines: {str(exc).strip()}; use a smaller vocab_size or more text") from None
+                             f"{len(lines)} lines ({str(exc).strip()}); use a smaller vocab_size or more text") from None
         tokenizer = cls(model.getvalue())
         if folder is not None:
             tokenizer.save(folder)

@@ -71,7 +71,7 @@ def main() -> None:
     print("| tokenizer | train (s) | tokens / word | words kept whole | [UNK] per 10k tokens "
           "| lines decoded exactly | tokenize (s) |")
     print("|---|---|---|---|---|---|---|")
-    histograms = {}
+    histograms, inexact_with_unk, unk_words = {}, {}, {}
     for name, tok in tokenizers.items():
         start = time.perf_counter()
         ids = [tok.text_to_ids(line) for line in test_lines]
@@ -79,11 +79,17 @@ def main() -> None:
         n_tokens = sum(map(len, ids))
         n_unk = sum(x.count(tok.unk_id) for x in ids)
         exact = sum(tok.decode(x) == line for x, line in zip(ids, test_lines))
+        inexact_with_unk[name] = sum(tok.unk_id in x for x, line in zip(ids, test_lines) if tok.decode(x) != line)
+        unk_words[name] = collections.Counter(word for line in test_lines for word in line.split()
+                                              if tok.unk_id in tok.text_to_ids(word))
         histograms[name] = pieces_per_word(tok, test_lines)
         whole = histograms[name][1] / n_words
         print(f"| {name} | {train_seconds[name]:.1f} | {n_tokens / n_words:.3f} | {100 * whole:.1f}% "
               f"| {1e4 * n_unk / n_tokens:.1f} | {100 * exact / len(test_lines):.1f}% | {seconds:.1f} |")
 
+    for name in tokenizers:
+        print(f"{name}: {inexact_with_unk[name]} of the lines not decoded exactly contain [UNK]; "
+              f"most frequent words with [UNK]: {' '.join(w for w, _ in unk_words[name].most_common(12))}")
     sp = tokenizers["SentencePiece (unigram)"]
     bare = sum(sp.tokenize(word)[:1] == ["\u2581"] for line in test_lines for word in line.split())
     print(f"\nSentencePiece words that start with the bare piece '\u2581' (a space of its own): "
