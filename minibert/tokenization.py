@@ -221,7 +221,11 @@ def _truncated_lengths(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
 
 
 class _Tokenizer:
-    """What WordPiece and SentencePiece tokenizers share: specials, encode, batch, decode."""
+    """What WordPiece and SentencePiece tokenizers share: specials, encode, batch, decode.
+
+    Attributes set from the vocabulary: ``pad_id``, ``unk_id``, ``cls_id``,
+    ``sep_id``, ``mask_id`` and ``special_ids`` (the set of those five).
+    """
 
     kind = "base"
 
@@ -613,8 +617,8 @@ class SentencePieceTokenizer(_Tokenizer):
 
     @classmethod
     def train(cls, text_files_or_iterable_of_lines, vocab_size: int, folder=None, seed: int = 0,
-              character_coverage: float = 0.9999, num_threads: int = 1, verbose: bool = False
-              ) -> "SentencePieceTokenizer":
+              character_coverage: float = 0.9999, num_threads: int = 1, max_lines: int | None = None,
+              verbose: bool = False) -> "SentencePieceTokenizer":
         """Train a unigram SentencePiece model on raw text (deterministic for a seed).
 
         The unigram model gives a segmentation $x = (x_1, \\dots, x_n)$ of a
@@ -629,6 +633,8 @@ class SentencePieceTokenizer(_Tokenizer):
         ``[UNK]`` are SentencePiece's pad and unk pieces at ids 0 and 1;
         ``[CLS] [SEP] [MASK]`` are control symbols at 2, 3, 4 (never produced
         from text). No BOS/EOS. ``folder``: if given, the tokenizer is saved there.
+        ``max_lines``: train on a random sample of that many lines (drawn with
+        ``seed``) when the text has more, e.g. for WikiText-103; None = all.
         ``seed`` seeds SentencePiece's random generator; with one thread the
         model bytes are identical run after run (more threads may change the
         result, so ``num_threads=1`` by default).
@@ -650,6 +656,7 @@ class SentencePieceTokenizer(_Tokenizer):
                 control_symbols=[CLS, SEP, MASK],
                 character_coverage=character_coverage, max_sentence_length=1 << 16,
                 num_threads=int(num_threads), minloglevel=0 if verbose else 2,
+                input_sentence_size=int(max_lines or 0), shuffle_input_sentence=True,
             )
         except RuntimeError as exc:
             limit = re.search(r"value <= (\d+)", str(exc))
@@ -662,6 +669,12 @@ class SentencePieceTokenizer(_Tokenizer):
         if folder is not None:
             tokenizer.save(folder)
         return tokenizer
+
+    def __getstate__(self) -> dict:  # picklable (DataLoader workers): the model bytes are the whole state
+        return {"model_proto": self.model_proto}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["model_proto"])
 
     @property
     def vocab_size(self) -> int:

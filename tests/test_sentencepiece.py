@@ -51,6 +51,18 @@ def test_training_is_deterministic_for_a_seed():
     assert a.model_proto == b.model_proto
 
 
+def test_sampling_lines_is_deterministic_for_a_seed_and_pickling_keeps_the_model():
+    """With max_lines the sample depends on the seed only; a pickled tokenizer encodes the same."""
+    import pickle
+
+    lines = _corpus(600)
+    a = SentencePieceTokenizer.train(lines, vocab_size=40, seed=5, max_lines=200)
+    b = SentencePieceTokenizer.train(lines, vocab_size=40, seed=5, max_lines=200)
+    assert a.model_proto == b.model_proto
+    c = pickle.loads(pickle.dumps(a))
+    assert c.model_proto == a.model_proto and c.encode("the cat sat") == a.encode("the cat sat")
+
+
 def test_encode_pair_and_batch_follow_bert_layout(sp):
     """[CLS] A [SEP] B [SEP], segments 0/1, right padding with [PAD], mask 1 on real tokens."""
     a, b = "the cat sat", "on the mat ."
