@@ -130,13 +130,13 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
     g.add_argument("--whole-word-mask", action="store_true",
                    help="mask all pieces of a word together")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-steps", type=int, default=2000, help="optimizer steps to train for")
+    g.add_argument("--max-steps", type=int, default=1000, help="optimizer steps to train for")
     g.add_argument("--batch-size", type=int, default=32,
                    help="sentence pairs per micro-batch and process; global batch = this x processes x --grad-accum")
     g.add_argument("--grad-accum", type=int, default=1,
                    help="micro-batches whose gradients are summed before each optimizer step")
-    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW")
-    g.add_argument("--warmup-steps", type=int, default=200,
+    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW")
+    g.add_argument("--warmup-steps", type=int, default=100,
                    help="steps of linear warm-up from 0 to --lr; then linear decay to 0 at --max-steps")
     g.add_argument("--weight-decay", type=float, default=0.01,
                    help="AdamW weight decay (never on biases and LayerNorm parameters)")
@@ -156,11 +156,11 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="continue the run saved in --out/checkpoint.pt exactly where it stopped "
                         "(run settings are read from the checkpoint)")
     g.add_argument("--log-every", type=int, default=10, help="print a progress line every N steps")
-    g.add_argument("--eval-every", type=int, default=250,
+    g.add_argument("--eval-every", type=int, default=200,
                    help="evaluate on the valid split every N steps (and at the end)")
-    g.add_argument("--eval-batches", type=int, default=None,
-                   help="evaluate on at most this many valid batches of 32 pairs (default: all)")
-    g.add_argument("--save-every", type=int, default=250,
+    g.add_argument("--eval-batches", type=int, default=50,
+                   help="evaluate on the first N valid batches of 32 pairs (0 = all of them)")
+    g.add_argument("--save-every", type=int, default=200,
                    help="write checkpoint.pt every N steps (and at the end)")
     return p
 
@@ -453,8 +453,9 @@ def _run(args, ctx: Distributed, say, PRESETS, BertConfig, BertForPreTraining) -
     if len(train_set) < args.batch_size * ctx.world_size:
         raise PretrainError(f"the training corpus gives {len(train_set)} sentence pairs, fewer than one global "
                             f"micro-batch of {args.batch_size * ctx.world_size}; lower --batch-size or give more text.")
-    say(f"data: {len(train_set):,} train pairs from {train_path}, {len(valid_set):,} valid pairs from "
-        f"{valid_path} ({len(valid_batches)} batches, masked once), prepared in {time.time() - t0:.1f}s")
+    n_valid = sum(len(b["nsp_labels"]) for b in valid_batches)
+    say(f"data: {len(train_set):,} train pairs from {train_path}; valid: {n_valid:,} of the {len(valid_set):,} "
+        f"pairs of {valid_path} (masked once), prepared in {time.time() - t0:.1f}s")
 
     # ---- model and optimizer -----------------------------------------------------------
     torch.manual_seed(args.seed)                       # the same initial weights on every process

@@ -23,7 +23,6 @@ import torch
 
 from helpers import max_abs_diff, require_reference
 from minibert.pretrain import build_parser, main
-from minibert.training_utils import learning_rate, parameter_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,10 +87,10 @@ def subprocess_env(**extra) -> dict:
 # ---------------------------------------------------------------- schedule and optimizer
 
 
-def test_learning_rate_rises_linearly_during_warmup_then_falls_linearly_to_zero():
+def test_learning_rate_rises_linearly_during_warmup_then_falls_linearly_to_zero(lib):
     """eta_s = eta (s+1)/W for s < W, then eta (S-s)/(S-W): peak at s = W-1, zero at s = S."""
     peak, warmup, total = 1e-3, 10, 110
-    lrs = [learning_rate(s, total, warmup, peak) for s in range(total + 1)]
+    lrs = [lib.learning_rate(s, total, warmup, peak) for s in range(total + 1)]
     assert lrs[0] == pytest.approx(peak / warmup, rel=1e-12), f"first step lr {lrs[0]}"
     assert lrs[warmup - 1] == pytest.approx(peak, rel=1e-12), f"end of warm-up lr {lrs[warmup - 1]}"
     rises = [b - a for a, b in zip(lrs[:warmup], lrs[1:warmup])]
@@ -102,7 +101,7 @@ def test_learning_rate_rises_linearly_during_warmup_then_falls_linearly_to_zero(
     assert lrs[total - 1] > 0 and lrs[total] == 0.0, f"last step {lrs[total - 1]}, after the end {lrs[total]}"
 
 
-def test_weight_decay_applies_to_matrices_and_never_to_biases_or_layernorm():
+def test_weight_decay_applies_to_matrices_and_never_to_biases_or_layernorm(lib):
     """AdamW groups: every bias and LayerNorm parameter has decay 0; every other weight is decayed."""
     from minibert.model import BertConfig, BertForPreTraining
 
@@ -113,7 +112,7 @@ def test_weight_decay_applies_to_matrices_and_never_to_biases_or_layernorm():
         for name, p in module.named_parameters(recurse=False):
             if isinstance(module, torch.nn.LayerNorm) or name == "bias" or "LayerNorm" in type(module).__name__:
                 expected_no_decay.add(id(p))
-    decay, no_decay = parameter_groups(model, weight_decay=0.01)
+    decay, no_decay = lib.parameter_groups(model, weight_decay=0.01)
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     got = {id(p) for p in no_decay["params"]}
     assert got == expected_no_decay, f"{len(got)} undecayed tensors, expected {len(expected_no_decay)}"
