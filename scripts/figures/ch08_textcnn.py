@@ -1,0 +1,149 @@
+"""Figures of chapter 08 from the trained SST-2 CNN-rand model and its training log.
+
+    python scripts/figures/ch08_textcnn.py --run runs/kim_cnn_rand/sst2 --data-dir ../shared/data
+
+Needs the ``sst2`` row of ``scripts/reproduce_kim_cnn_rand.py`` (its
+``model.pt`` and ``metrics.jsonl``). Writes into ``tutorials/figures/``:
+
+* ``ch08_curves.png``: train / dev / test accuracy per epoch;
+* ``ch08_top_ngrams.png``: what the trained filters detect. For each class,
+  the filters whose output weights favour it most
+  ($w_{\\text{class},f} - w_{\\text{other},f}$ largest), and for each such
+  filter the n-grams of the SST-2 test sentences on which it fires most
+  ($c_i$ largest, one n-gram per sentence).
+
+and prints the same n-gram table as Markdown (the chapter shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from minibert.classification_data import read_examples  # noqa: E402
+from textcnn.predict import TextCNNClassifier  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES = ROOT / "tutorials" / "figures"
+
+
+def filter_activations(classifier: TextCNNClassifier, sentences: list[str]):
+    """For every window size h: activations $c_i$ ``(N, F, positions)`` and the token lists."""
+    model = classifier.model
+    ids, lengths = classifier.encode(sentences)
+    with torch.no_grad():
+        x = model.embed(ids)  # (N, T, C)
+        x = x * (torch.arange(x.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
+        out = {}
+        for h, conv in zip(model.config.window_sizes, model.convs):
+            c = F.relu(conv(x.transpose(1, 2)))  # (N, F, T-h+1)
+            valid = torch.arange(c.shape[-1])[None, :] <= (lengths - h).clamp(min=0)[:, None]
+            out[h] = c.masked_fill(~valid.unsqueeze(1), -1.0)
+    tokens = [classifier.vocab.decode(row[:n].tolist()) for row, n in zip(ids, lengths.tolist())]
+    return out, tokens
+
+
+def top_ngrams(classifier, sentences, filters_per_class=4, ngrams_per_filter=3):
+    """Rows (class, filter name, preference, [(n-gram, activation), ...])."""
+    model = classifier.model
+    acts, tokens = filter_activations(classifier, sentences)
+    w = model.fc.weight.detach()  # (K, m)
+    num_filters = model.config.num_filters
+    rows = []
+    for k, name in enumerate(classifier.label_names):
+        others = torch.cat([w[:k], w[k + 1:]]).max(0).values
+        preference = w[k] - others  # (m,)
+        for j in preference.argsort(descending=True)[:filters_per_class].tolist():
+            h = model.config.window_sizes[j // num_filters]
+            f = j % num_filters
+            best, pos = acts[h][:, f, :].max(dim=-1)  # per sentence: strongest window
+            order = best.argsort(descending=True)
+            found, seen = [], set()
+            for s in order.tolist():
+                words = tokens[s][pos[s]: pos[s] + h]
+                gram = " ".join(t if t != "<unk>" else "?" for t in words)
+                if gram in seen:
+                    continue
+                seen.add(gram)
+                found.append((gram, best[s].item()))
+                if len(found) == ngrams_per_filter:
+                    break
+            rows.append((name, f"h={h} #{f}", preference[j].item(), found))
+    return rows
+
+
+def draw_curves(metrics_path: Path, path: Path) -> None:
+    """Accuracy per epoch (train / dev / test) from metrics.jsonl."""
+    records = [json.loads(line) for line in metrics_path.read_text().strip().split("\n")]
+    epochs = [r["epoch"] for r in records]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for key, label in (("train_accuracy", "train"), ("dev_accuracy", "dev"), ("test_accuracy", "test")):
+        ax.plot(epochs, [100 * r[key] for r in records], marker="o", ms=3, label=label)
+    best = max(records, key=lambda r: (r["dev_accuracy"], -r["epoch"]))
+    ax.axvline(best["epoch"], color="grey", ls=":", label=f"best dev (epoch {best['epoch']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("CNN-rand on SST-2 (train: stsa sentences), 2-core CPU")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def draw_ngrams(rows, path: Path, names: dict) -> None:
+    """The n-gram table as a figure: one panel per class."""
+    classes = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = plt.subplots(1, len(classes), figsize=(6 * len(classes), 0.5 + 0.95 * len(rows) / len(classes)))
+    for ax, k in zip(axes, classes):
+        mine = [r for r in rows if r[0] == k]
+        ax.axis("off")
+        ax.set_title(f"filters favouring '{names.get(k, k)}'", fontsize=11)
+        y = 0.95
+        for _, filt, pref, grams in mine:
+            ax.text(0.0, y, f"{filt}  (w diff {pref:+.2f})", fontsize=9, weight="bold", transform=ax.transAxes)
+            y -= 0.07
+            for gram, value in grams:
+                ax.text(0.04, y, f"{gram}   ({value:.2f})", fontsize=9, family="monospace", transform=ax.transAxes)
+                y -= 0.06
+            y -= 0.02
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    """Draw both figures and print the n-gram table."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", default="runs/kim_cnn_rand/sst2", help="output folder of the sst2 row")
+    p.add_argument("--data-dir", default="../shared/data")
+    p.add_argument("--out", default=str(FIGURES))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run = Path(args.run)
+    classifier = TextCNNClassifier.load(run)
+    texts, _ = read_examples(Path(args.data_dir) / "classification" / "SST-2" / "stsa.binary.test")
+    rows = top_ngrams(classifier, texts)
+    names = {"0": "negative", "1": "positive"}
+    draw_ngrams(rows, out / "ch08_top_ngrams.png", names)
+    draw_curves(run / "metrics.jsonl", out / "ch08_curves.png")
+    print("| class | filter | $w_{class} - w_{other}$ | n-grams that fire it most ($c_i$) |")
+    print("|---|---|---|---|")
+    for k, filt, pref, grams in rows:
+        shown = "; ".join(f"*{g}* ({v:.2f})" for g, v in grams)
+        print(f"| {names.get(k, k)} | {filt} | {pref:+.2f} | {shown} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
