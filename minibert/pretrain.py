@@ -56,6 +56,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from minibert.model import PRESETS, BertConfig, BertForPreTraining
+from minibert.pretraining_data import PretrainingDataset, create_nsp_examples, generator_for_epoch, iterate_batches
+from minibert.tokenization import SentencePieceTokenizer, load_tokenizer
 from minibert.training_utils import (
     PRECISIONS,
     Distributed,
@@ -75,6 +78,7 @@ from minibert.training_utils import (
     setup_distributed,
     teardown_distributed,
 )
+from minibert.wikitext import documents, find_corpus
 
 IGNORE_INDEX = -100
 CHECKPOINT = "checkpoint.pt"
@@ -185,8 +189,6 @@ def parse_overrides(items: list[str]) -> dict:
 
 def read_documents(path: str | os.PathLike, role: str) -> list[list[str]]:
     """The documents (lists of sentences) of a text file, or one clear error."""
-    from minibert.wikitext import documents
-
     path = Path(path)
     if not path.is_file():
         raise PretrainError(f"the {role} file {path} does not exist; check --{role} or --data-dir.")
@@ -215,8 +217,6 @@ def tokenize_documents(docs: list[list[str]], tokenizer) -> list[list[list[int]]
 
 def build_dataset(docs, tokenizer, args, seed: int, role: str):
     """NSP pairs of a corpus wrapped in a masking ``PretrainingDataset``."""
-    from minibert.pretraining_data import PretrainingDataset, create_nsp_examples
-
     try:
         examples = create_nsp_examples(tokenize_documents(docs, tokenizer), args.seq_len, random.Random(seed))
     except ValueError as exc:
@@ -235,8 +235,6 @@ def fixed_valid_batches(docs, tokenizer, args) -> tuple:
     masked positions, so numbers at different steps, or of different
     predictors, are comparable. Returns ``(dataset, list_of_batches)``.
     """
-    from minibert.pretraining_data import iterate_batches
-
     valid_set = build_dataset(docs, tokenizer, args, args.seed + 1, "valid")
     batches = list(iterate_batches(valid_set, VALID_BATCH_SIZE, torch.Generator().manual_seed(args.seed + 2),
                                    shuffle=False, drop_last=False))
@@ -255,8 +253,6 @@ def training_stream(dataset, global_batch: int, seed: int, epoch: int, skip: int
     masks the same *global* batch and keeps its own rows, so the data do not
     depend on the number of processes either.
     """
-    from minibert.pretraining_data import generator_for_epoch, iterate_batches
-
     while True:
         batches = iterate_batches(dataset, global_batch, generator_for_epoch(seed, epoch), rank=ctx.rank,
                                   world_size=ctx.world_size, shuffle=True, drop_last=True, start_batch=skip)
@@ -348,8 +344,6 @@ def _resolve_data(args, say) -> tuple[Path, Path, str]:
         if not (args.train and args.valid):
             raise PretrainError("give both --train and --valid (or neither, to use WikiText-2).")
         return Path(args.train), Path(args.valid), ""
-    from minibert.wikitext import find_corpus
-
     try:
         train, valid, note = find_corpus(data_dir=args.data_dir, download=not args.no_download)
     except (FileNotFoundError, OSError, ValueError, RuntimeError) as exc:
@@ -361,8 +355,6 @@ def _resolve_data(args, say) -> tuple[Path, Path, str]:
 
 def _load_or_train_tokenizer(args, train_path: Path, out: Path, ctx: Distributed, vocab_size: int, say):
     """Rank 0 trains (or copies) the tokenizer into ``out/tokenizer``; every rank then loads it."""
-    from minibert.tokenization import SentencePieceTokenizer, load_tokenizer
-
     folder = out / "tokenizer"
     if ctx.is_main and not (args.resume and folder.is_dir()):
         if args.tokenizer:
@@ -386,17 +378,15 @@ def _load_or_train_tokenizer(args, train_path: Path, out: Path, ctx: Distributed
 
 def run(args, prog: str = "minibert pretrain") -> dict:
     """Train as ``args`` says and return the results dict (also written to ``results.json``)."""
-    from minibert.model import PRESETS, BertConfig, BertForPreTraining
-
     ctx = setup_distributed(args.device)
     say = (lambda *a: print(*a, flush=True)) if ctx.is_main else (lambda *a: None)
     try:
-        return _run(args, ctx, say, PRESETS, BertConfig, BertForPreTraining)
+        return _run(args, ctx, say)
     finally:
         teardown_distributed(ctx)
 
 
-def _run(args, ctx: Distributed, say, PRESETS, BertConfig, BertForPreTraining) -> dict:
+def _run(args, ctx: Distributed, say) -> dict:
     started = time.time()
     out = Path(args.out or f"runs/{args.preset}")
 
