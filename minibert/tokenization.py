@@ -35,6 +35,7 @@ import collections
 import io
 import json
 import os
+import random
 import re
 import unicodedata
 from pathlib import Path
@@ -633,19 +634,25 @@ class SentencePieceTokenizer(_Tokenizer):
         ``[UNK]`` are SentencePiece's pad and unk pieces at ids 0 and 1;
         ``[CLS] [SEP] [MASK]`` are control symbols at 2, 3, 4 (never produced
         from text). No BOS/EOS. ``folder``: if given, the tokenizer is saved there.
-        ``max_lines``: train on a random sample of that many lines (drawn with
-        ``seed``) when the text has more, e.g. for WikiText-103; None = all.
-        ``seed`` seeds SentencePiece's random generator; with one thread the
-        model bytes are identical run after run (more threads may change the
-        result, so ``num_threads=1`` by default).
+        ``max_lines``: train on a random sample of that many lines (drawn in
+        Python with ``seed``) when the text has more, e.g. for WikiText-103;
+        None = all. ``seed`` also seeds SentencePiece's generator. With one
+        thread the model bytes are identical run after run and process after
+        process (more threads may change the result, so ``num_threads=1``).
         """
         import sentencepiece as spm
 
         if int(vocab_size) <= len(SPECIAL_TOKENS):
             raise ValueError(f"vocab_size={vocab_size} must exceed the {len(SPECIAL_TOKENS)} special tokens")
+        if max_lines is not None and int(max_lines) < 1:
+            raise ValueError(f"max_lines={max_lines} must be a positive number of lines, or None for all lines")
         lines = list(_training_lines(text_files_or_iterable_of_lines))
         if not lines:
             raise ValueError("the training text is empty (no non-blank line); pass a file or lines with text")
+        if max_lines is not None and len(lines) > int(max_lines):
+            # sample here, not in SentencePiece: its own sampling differs from one process to the next
+            keep = sorted(random.Random(int(seed)).sample(range(len(lines)), int(max_lines)))
+            lines = [lines[i] for i in keep]
         spm.set_random_generator_seed(int(seed))
         model = io.BytesIO()
         try:
@@ -656,7 +663,6 @@ class SentencePieceTokenizer(_Tokenizer):
                 control_symbols=[CLS, SEP, MASK],
                 character_coverage=character_coverage, max_sentence_length=1 << 16,
                 num_threads=int(num_threads), minloglevel=0 if verbose else 2,
-                input_sentence_size=int(max_lines or 0), shuffle_input_sentence=True,
             )
         except RuntimeError as exc:
             limit = re.search(r"value <= (\d+)", str(exc))

@@ -8,6 +8,8 @@ vocabulary on WikiText-2 valid and check it on WikiText-2 test.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 
 import pytest
@@ -145,13 +147,16 @@ def test_training_files_and_lines_give_the_same_model(tmp_path):
 
 @pytest.mark.slow
 def test_wikitext_vocabulary_trains_fast_deterministically_and_round_trips(data_dir, tmp_path):
-    """8,000 pieces on wiki.valid.raw: same bytes twice, specials 0..4, WikiText-2 test decodes back exactly."""
+    """8,000 pieces on wiki.valid.raw: same bytes in another process, specials 0..4, WikiText-2 test decodes back exactly."""
     train_file = data_dir / "wikitext-2-raw" / "wiki.valid.raw"
     start = time.perf_counter()
     sp = SentencePieceTokenizer.train(train_file, vocab_size=8000, seed=0, folder=tmp_path / "tok")
     seconds = time.perf_counter() - start
-    again = SentencePieceTokenizer.train(train_file, vocab_size=8000, seed=0)
-    assert sp.model_proto == again.model_proto, "training twice with one seed gave different models"
+    # train again in a fresh process: the bytes must not depend on the process
+    code = ("import sys; from minibert.tokenization import SentencePieceTokenizer as S; "
+            "sys.stdout.buffer.write(S.train(sys.argv[1], vocab_size=8000, seed=0).model_proto)")
+    again = subprocess.run([sys.executable, "-c", code, str(train_file)], capture_output=True, check=True).stdout
+    assert sp.model_proto == again, "training twice with one seed gave different models"
     assert sp.vocab_size == 8000 and sp.convert_ids_to_tokens(range(5)) == list(SPECIAL_TOKENS)
 
     test_lines = [line.strip() for line in
