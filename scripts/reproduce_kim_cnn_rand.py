@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,19 +54,41 @@ def row_argv(row: str, data: Path, out: Path, epochs: int, seed: int, threads: i
             "--test", str(sst / "stsa.binary.test")] + common
 
 
+def partial_cv(folder: Path) -> dict | None:
+    """Mean +- std over the MR folds finished so far (when the run was stopped early)."""
+    done = sorted(folder.glob("fold_*/results.json"))
+    if len(done) < 2:
+        return None
+    folds = [json.loads(p.read_text(encoding="utf-8")) for p in done]
+    accs = [f["test_accuracy"] for f in folds]
+    return {"test_accuracy": statistics.mean(accs), "cv_accuracy_std": statistics.stdev(accs),
+            "test_f1_macro": statistics.mean(f["test_f1_macro"] for f in folds),
+            "fold_test_accuracy": accs, "fold_best_epoch": [f["best_epoch"] for f in folds],
+            "protocol": folds[0]["protocol"],
+            "seconds_per_epoch": statistics.mean(f["seconds_per_epoch"] for f in folds),
+            "train_seconds": sum(f["train_seconds"] for f in folds),
+            "num_parameters": round(statistics.mean(f["num_parameters"] for f in folds))}
+
+
 def summarize(out: Path, rows: list[str]) -> dict:
     """Collect finished rows into summary.json / summary.md."""
     table = {}
     for row in ("mr", "sst2", "sst2-glue"):
         path = out / row / "results.json"
-        if not path.exists():
+        if row == "mr" and not path.exists():
+            r = partial_cv(out / row)
+            if r is None:
+                continue
+        elif not path.exists():
             continue
-        r = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            r = json.loads(path.read_text(encoding="utf-8"))
         entry = {"accuracy": 100 * r["test_accuracy"], "f1_macro": 100 * r["test_f1_macro"],
                  "kim": KIM[row], "target": TARGET[row], "epochs": r["protocol"]["epochs"],
                  "seconds_per_epoch": r["seconds_per_epoch"], "train_seconds": r["train_seconds"],
                  "num_parameters": r["num_parameters"]}
         if "cv_accuracy_std" in r:
+            entry["folds_done"] = len(r["fold_test_accuracy"])
             entry["std"] = 100 * r["cv_accuracy_std"]
             entry["fold_accuracy"] = [100 * a for a in r["fold_test_accuracy"]]
             entry["fold_best_epoch"] = r["fold_best_epoch"]
@@ -83,6 +106,8 @@ def summarize(out: Path, rows: list[str]) -> dict:
              "|---|---|---|---|---|---|---|"]
     for row, e in table.items():
         ours = f"{e['accuracy']:.1f}" + (f" ± {e['std']:.1f}" if "std" in e else "")
+        if e.get("folds_done", 10) < 10:
+            ours += f" ({e['folds_done']} of 10 folds)"
         lines.append(f"| {names[row]} | {e['kim']} | ≥ {e['target']} | {ours} | {e['f1_macro']:.1f} | "
                      f"{e['epochs']} | {e['seconds_per_epoch']:.1f} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -329,3 +329,22 @@ def test_train_cli_bad_input_is_one_sentence(tmp_path, capsys):
     assert "at least 2" in capsys.readouterr().err
     assert main(["--train", str(one), "--mode", "static", "--out", str(tmp_path / "x")]) == 2
     assert "needs --vectors" in capsys.readouterr().err
+
+
+def test_length_sorted_batches_cover_every_example_once_per_epoch():
+    """Bucketing changes only the grouping: each example appears once, batches hold <= batch_size."""
+    import random
+
+    from minibert.classification_data import Vocabulary
+    from textcnn.train import EncodedSet, iterate_batches
+
+    token_lists = [["w"] * (1 + i % 17) + [f"id{i}"] for i in range(237)]
+    vocab = Vocabulary.build(token_lists)
+    data = EncodedSet(token_lists, [i % 2 for i in range(237)], vocab)
+    seen, sizes = [], []
+    for ids, lengths, y in iterate_batches(data, 50, 5, shuffle=True, rng=random.Random(0), pool_batches=2):
+        sizes.append(len(y))
+        for row, n in zip(ids, lengths.tolist()):
+            seen.append(vocab.itos[int(row[n - 1])])  # the last real token names the example
+    assert sorted(seen) == sorted(f"id{i}" for i in range(237)), "an example was lost or repeated"
+    assert max(sizes) <= 50 and sum(sizes) == 237, sizes
