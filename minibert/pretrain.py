@@ -103,6 +103,16 @@ class NonFiniteLoss(Exception):
 # command line
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Append "(default: X)" to an option's help when it has a meaningful default not already explained."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" not in text and action.default not in (None, False, [], argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
     """The ``minibert pretrain`` options; the defaults train the ``tiny`` preset on a laptop CPU."""
     p = argparse.ArgumentParser(
@@ -110,7 +120,7 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
         description="Pretrain a mini-BERT with masked-language modelling and next-sentence "
                     "prediction. Without --train/--valid/--data-dir it uses WikiText-2 "
                     "($MINIBERT_DATA_DIR, the cache, or a download on first use).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--preset", default="tiny",
                    help="model size: tiny, mini, small, medium or base (see minibert.model.PRESETS)")
