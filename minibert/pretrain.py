@@ -429,8 +429,11 @@ def _run(args, ctx: Distributed, say) -> dict:
                             f"({probe.max_position_embeddings}); lower --seq-len or "
                             f"--set max_position_embeddings={args.seq_len}.")
 
-    device = pick_device(args.device, ctx.local_rank)
-    precision = resolve_precision(args.precision, device)
+    try:
+        device = pick_device(args.device, ctx.local_rank)
+        precision = resolve_precision(args.precision, device)
+    except ValueError as exc:
+        raise PretrainError(str(exc)) from None
     if device.type == "cuda":
         enable_tf32()
     if ctx.is_main:

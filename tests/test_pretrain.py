@@ -348,3 +348,11 @@ def test_unigram_baseline_scores_the_same_masked_valid_tokens_as_the_run(finishe
     assert 0.0 < result["unigram_sampling_expected_accuracy"] < 1.0
     assert 0.0 < result["most_frequent_token_accuracy"] < 1.0
     assert result["unigram_perplexity"] == pytest.approx(math.exp(result["unigram_cross_entropy"]), rel=1e-9)
+
+
+def test_error_for_fp16_without_a_gpu(corpus, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU, where fp16 is allowed")
+    err = _error_of(capsys, [*TINY, "--precision", "fp16", "--train", str(corpus[0]), "--valid", str(corpus[1]),
+                             "--out", str(tmp_path / "o")])
+    assert "fp16" in err and "CUDA" in err, err
