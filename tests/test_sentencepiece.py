@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from minibert.tokenization import SPECIAL_TOKENS, SentencePieceTokenizer, WordPieceTokenizer, load_tokenizer
+from minibert.tokenization import SPECIAL_TOKENS, SentencePieceTokenizer, load_tokenizer
 
 WORDS = ("the cat sat on mat dog ran quickly under table while birds sang loudly outside "
          "window morning evening people walked through quiet streets city river bridge").split()
@@ -43,7 +43,7 @@ def test_specials_are_never_produced_from_ordinary_text(sp):
     """Ordinary text maps to ids >= 5, except characters never seen in training, which become [UNK]."""
     ids = [i for line in _corpus(50, seed=1) for i in sp.text_to_ids(line)]
     assert min(ids) >= 5, min(ids)
-    assert sp.text_to_ids("cat \u2603 sat") .count(sp.unk_id) == 1  # the snowman was never seen
+    assert sp.text_to_ids("cat \u2603 sat").count(sp.unk_id) == 1  # the snowman was never seen
 
 
 def test_training_is_deterministic_for_a_seed():
