@@ -98,7 +98,7 @@ def _reference(folder: Path, do_lower_case: bool):
 @pytest.fixture(scope="session")
 def real_texts(data_dir) -> dict:
     """Every line of WikiText-2 valid, every MR sentence (cp1252) and every SST-2 sentence."""
-    wiki = (data_dir / "wikitext-2-raw" / "wiki.valid.raw").read_text(encoding="utf-8").split("\n")
+    wiki = (data_dir / "wikitext-2-raw" / "wiki.valid.raw").read_text(encoding="utf-8").split("\n")[:-1]  # LF-ended
     mr_raw = (data_dir / "classification" / "MR" / "rt-polarity.all").read_bytes().decode("cp1252")
     mr = [line.split(" ", 1)[1] for line in mr_raw.split("\n") if line.strip()]
     sst = []
