@@ -2,17 +2,23 @@
 
 Both models get the same config, the same weights, the same batches and the
 same masked positions. One *training step* = forward + MLM/NSP loss + backward
-+ AdamW step. The two models alternate inside one process (``--repeats``
-rounds of ``--steps`` steps each), so that load from other processes on a
-shared machine hits both alike; we report medians.
++ AdamW step. The two models alternate step by step inside one process
+(``--repeats`` rounds over ``--steps`` batches, the order flipping each time),
+so that load from other processes on a shared machine hits both alike.
+Reported: tokens/s (batch x sequence positions, padding included) from the
+median step time of each model, and the median (with quartiles) of the
+per-pair speed-up, transformers' step time / ours.
 
 What differs is only how each library computes the step:
 
-- ours decodes the vocabulary only at the masked positions (sparse MLM: about
-  15% of the positions instead of all of them), uses PyTorch's fused SDPA
-  attention kernel, and the fused (single-kernel) AdamW;
-- transformers (its default ``sdpa`` attention) decodes every position and
-  uses ``torch.optim.AdamW`` with its defaults, as a training script would.
+- ours decodes the vocabulary only at the masked positions (sparse MLM: 15%
+  of the real tokens instead of every position) and uses the fused
+  (single-kernel) AdamW;
+- transformers decodes every position and uses ``torch.optim.AdamW`` with
+  its defaults, as a training script would.
+
+Both use PyTorch's ``scaled_dot_product_attention`` (transformers' default
+``sdpa``); with attention dropout in training it runs its math kernel in both.
 
 Before timing, the script checks that both give the same loss (eval mode, no
 dropout) to 1e-5. ``--profile`` prints where the time goes (torch.profiler).
@@ -103,14 +109,14 @@ def check_same_loss(ours, theirs, b) -> float:
     return abs(a - c)
 
 
-def timed(step, model, optimizer, batches) -> float:
+def timed_step(step, model, optimizer, b) -> float:
     start = time.perf_counter()
-    for b in batches:
-        step(model, optimizer, b)
+    step(model, optimizer, b)
     return time.perf_counter() - start
 
 
 def bench(preset: str, args) -> dict:
+    """Median training-step throughput of both models, alternating step by step."""
     config, ours, theirs = build(preset, args.dropout)
     batches = make_batches(config, args.steps, args.batch_size, args.seq_len, args.mask_prob, seed=1)
     diff = check_same_loss(ours, theirs, batches[0])
@@ -120,18 +126,23 @@ def bench(preset: str, args) -> dict:
     for _ in range(args.warmup):
         our_step(ours, opt_ours, batches[0])
         their_step(theirs, opt_theirs, batches[0])
-    tokens = args.batch_size * args.seq_len * len(batches)
-    rates = {"ours": [], "transformers": []}
+    times = {"ours": [], "transformers": []}
+    ratios = []
     for r in range(args.repeats):
-        order = [("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs)]
-        if r % 2:
-            order.reverse()                       # alternate who goes first
-        for name, step, model, opt in order:
-            rates[name].append(tokens / timed(step, model, opt, batches))
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    masked = sum(int((b["mlm_labels"] != -100).sum()) for b in batches) / (tokens)
+        for i, b in enumerate(batches):
+            order = [("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs)]
+            if (r + i) % 2:
+                order.reverse()                       # alternate who goes first
+            pair = {name: timed_step(step, model, opt, b) for name, step, model, opt in order}
+            for name, seconds in pair.items():
+                times[name].append(seconds)
+            ratios.append(pair["transformers"] / pair["ours"])
+    tokens = args.batch_size * args.seq_len
+    med = {k: tokens / statistics.median(v) for k, v in times.items()}
+    masked = sum(int((b["mlm_labels"] != -100).sum()) for b in batches) / (tokens * len(batches))
     return dict(preset=preset, loss_diff=diff, ours=med["ours"], transformers=med["transformers"],
-                ratio=med["ours"] / med["transformers"], all=rates, masked_fraction=masked)
+                ratio=statistics.median(ratios), ratio_q=statistics.quantiles(ratios, n=4),
+                masked_fraction=masked, pairs=len(ratios))
 
 
 def profile(preset: str, args) -> None:
@@ -192,8 +203,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
     parser.add_argument("--mask-prob", type=float, default=0.15, help="fraction of real tokens masked (0.15)")
     parser.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (0.1, as BERT)")
-    parser.add_argument("--steps", type=int, default=3, help="training steps per timed repetition (3)")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating repetitions; medians reported (5)")
+    parser.add_argument("--steps", type=int, default=3, help="distinct batches per repetition (3)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds over the batches; medians reported (5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model first (1)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per model")
@@ -213,15 +224,14 @@ def main(argv=None) -> int:
             profile(preset, args)
             continue
         r = bench(preset, args)
-        line = (f"{preset:6s} ours {r['ours']:8.0f} tok/s   transformers {r['transformers']:8.0f} tok/s   "
-                f"ratio {r['ratio']:.2f}x   |d loss| {r['loss_diff']:.1e}   "
-                f"masked {100 * r['masked_fraction']:.1f}% of positions")
+        q1, _, q3 = r["ratio_q"]
+        line = (f"{preset:6s} ours {r['ours']:7.0f} tok/s   transformers {r['transformers']:7.0f} tok/s   "
+                f"speed-up {r['ratio']:.2f}x (quartiles {q1:.2f}-{q3:.2f}, {r['pairs']} step pairs)   "
+                f"|d loss| {r['loss_diff']:.1e}   masked {100 * r['masked_fraction']:.1f}% of positions")
         if args.memory:
             m_ours, m_theirs = measure_memory(preset, "ours", args), measure_memory(preset, "transformers", args)
             line += f"   peak RSS growth ours {m_ours:.0f} MB, transformers {m_theirs:.0f} MB"
         print(line, flush=True)
-        print(f"       per-repeat tok/s: ours {[round(x) for x in r['all']['ours']]}, "
-              f"transformers {[round(x) for x in r['all']['transformers']]}", flush=True)
     return 0
 
 
