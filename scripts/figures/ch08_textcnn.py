@@ -6,7 +6,9 @@ Needs the ``sst2`` row of ``scripts/reproduce_kim_cnn_rand.py`` (its
 ``model.pt`` and ``metrics.jsonl``). Writes into ``tutorials/figures/``:
 
 * ``ch08_curves.png``: train / dev / test accuracy per epoch;
-* ``ch08_top_ngrams.png``: what the trained filters detect. For each class,
+* ``ch08_ngram_contributions.png``: the n-grams of the test sentences that
+  push the class-score difference hardest (see :func:`ngram_contributions`);
+* ``ch08_top_ngrams.png``: what single trained filters detect. For each class,
   the filters whose output weights favour it most
   ($w_{\\text{class},f} - w_{\\text{other},f}$ largest), and for each such
   filter the n-grams of the SST-2 test sentences on which it fires most
@@ -80,6 +82,37 @@ def top_ngrams(classifier, sentences, filters_per_class=4, ngrams_per_filter=3):
     return rows
 
 
+def ngram_contributions(classifier, sentences, top=8):
+    """The n-grams that push the logit difference most towards each class (binary models).
+
+    For a sentence, filter $f$ (window $h$) fires most at one window; it adds
+    $\hat c_f (w_{1,f} - w_{0,f})$ to $y_1 - y_0$. Summing these over the
+    filters that picked the same window gives that n-gram's contribution in
+    that sentence. Returns ``{class_name: [(n-gram, contribution), ...]}``,
+    the strongest distinct n-grams of the given sentences for each side.
+    """
+    model = classifier.model
+    acts, tokens = filter_activations(classifier, sentences)
+    w = model.fc.weight.detach()
+    preference = w[1] - w[0]  # (m,)
+    num_filters = model.config.num_filters
+    scores: dict = {}
+    for block, h in enumerate(model.config.window_sizes):
+        pref = preference[block * num_filters:(block + 1) * num_filters]  # (F,)
+        best, pos = acts[h].max(dim=-1)  # (N, F)
+        contribution = best.clamp(min=0) * pref  # (N, F)
+        for s in range(len(sentences)):
+            per_window: dict = {}
+            for f in range(num_filters):
+                per_window[int(pos[s, f])] = per_window.get(int(pos[s, f]), 0.0) + contribution[s, f].item()
+            for p, value in per_window.items():
+                gram = " ".join(t if t != "<unk>" else "?" for t in tokens[s][p:p + h])
+                if abs(value) > abs(scores.get(gram, 0.0)):
+                    scores[gram] = value
+    ranked = sorted(scores.items(), key=lambda kv: kv[1])
+    return {classifier.label_names[0]: ranked[:top], classifier.label_names[1]: ranked[::-1][:top]}
+
+
 def draw_curves(metrics_path: Path, path: Path) -> None:
     """Accuracy per epoch (train / dev / test) from metrics.jsonl."""
     records = [json.loads(line) for line in metrics_path.read_text().strip().split("\n")]
@@ -120,6 +153,24 @@ def draw_ngrams(rows, path: Path, names: dict) -> None:
     plt.close(fig)
 
 
+def draw_contributions(contributions: dict, path: Path, names: dict) -> None:
+    """Horizontal bars: the strongest n-grams for each class and their contribution to $y_1 - y_0$."""
+    items = []
+    for k, grams in contributions.items():
+        items += [(g, v, k) for g, v in grams]
+    items.sort(key=lambda t: t[1])
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(items) + 1.2))
+    colors = ["tab:red" if v < 0 else "tab:blue" for _, v, _ in items]
+    ax.barh(range(len(items)), [v for _, v, _ in items], color=colors)
+    ax.set_yticks(range(len(items)), [g for g, _, _ in items], fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("contribution to $y_{pos} - y_{neg}$ (sum over the filters that picked the n-gram)")
+    ax.set_title("SST-2 test sentences: n-grams that push the CNN-rand model hardest", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     """Draw both figures and print the n-gram table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -137,11 +188,18 @@ def main(argv=None) -> int:
     names = {"0": "negative", "1": "positive"}
     draw_ngrams(rows, out / "ch08_top_ngrams.png", names)
     draw_curves(run / "metrics.jsonl", out / "ch08_curves.png")
+    contributions = ngram_contributions(classifier, texts)
+    draw_contributions(contributions, out / "ch08_ngram_contributions.png", names)
     print("| class | filter | $w_{class} - w_{other}$ | n-grams that fire it most ($c_i$) |")
     print("|---|---|---|---|")
     for k, filt, pref, grams in rows:
         shown = "; ".join(f"*{g}* ({v:.2f})" for g, v in grams)
         print(f"| {names.get(k, k)} | {filt} | {pref:+.2f} | {shown} |")
+    print()
+    print("| class | n-grams with the largest contribution to $y_1 - y_0$ |")
+    print("|---|---|")
+    for k, grams in contributions.items():
+        print(f"| {names.get(k, k)} | " + "; ".join(f"*{g}* ({v:+.2f})" for g, v in grams) + " |")
     return 0
 
 
