@@ -130,6 +130,8 @@ def main(argv=None) -> int:
     p.add_argument("--mr-folds", type=int, nargs="+", metavar="F",
                    help="run only these MR folds (to share them between processes); "
                         "a last run without it writes the MR summary")
+    p.add_argument("--no-bucket", action="store_true",
+                   help="plain random batches (ablation of the length-sorted pools)")
     p.add_argument("--summary-only", action="store_true", help="only rebuild summary.json/.md")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -141,6 +143,8 @@ def main(argv=None) -> int:
                 continue
             epochs = {"mr": args.epochs_mr, "sst2-glue": args.epochs_glue}.get(row) or args.epochs
             argv_row = row_argv(row, Path(args.data_dir), out, epochs, args.seed, args.threads)
+            if args.no_bucket:
+                argv_row.append("--no-bucket")
             if row == "mr" and args.mr_folds:
                 argv_row += ["--folds"] + [str(f) for f in args.mr_folds]
             print(f"== {row}: textcnn train {' '.join(argv_row)}", flush=True)
