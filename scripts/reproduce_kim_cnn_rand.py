@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -54,6 +55,17 @@ def row_argv(row: str, data: Path, out: Path, epochs: int, seed: int, threads: i
             "--test", str(sst / "stsa.binary.test")] + common
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().split("\n"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def partial_cv(folder: Path) -> dict | None:
     """Mean +- std over the MR folds finished so far (when the run was stopped early)."""
     done = sorted(folder.glob("fold_*/results.json"))
@@ -64,7 +76,7 @@ def partial_cv(folder: Path) -> dict | None:
     return {"test_accuracy": statistics.mean(accs), "cv_accuracy_std": statistics.stdev(accs),
             "test_f1_macro": statistics.mean(f["test_f1_macro"] for f in folds),
             "fold_test_accuracy": accs, "fold_best_epoch": [f["best_epoch"] for f in folds],
-            "protocol": folds[0]["protocol"],
+            "protocol": dict(folds[0]["protocol"], seed=folds[0]["protocol"]["seed"] - int(done[0].parent.name[5:])),
             "seconds_per_epoch": statistics.mean(f["seconds_per_epoch"] for f in folds),
             "train_seconds": sum(f["train_seconds"] for f in folds),
             "num_parameters": round(statistics.mean(f["num_parameters"] for f in folds))}
@@ -96,8 +108,18 @@ def summarize(out: Path, rows: list[str]) -> dict:
             entry["best_epoch"] = r["best_epoch"]
             entry["train_examples"] = r["train_examples"]
         entry["meets_target"] = entry["accuracy"] >= TARGET[row]
+        pr = r["protocol"]
+        entry["protocol"] = pr
+        entry["protocol_text"] = (
+            f"CNN-rand, {pr['epochs']} epochs, batch {pr['batch_size']}, {pr['optimizer']}, seed {pr['seed']}, "
+            f"vocabulary = training words (min count {pr['min_count']}), "
+            + ("length-sorted pools of 50 batches" if pr["bucket"] else "plain random batches")
+            + (f", {len(entry['fold_accuracy'])} of 10 folds, dev = 10% of each fold's training part"
+               if "fold_accuracy" in entry else ", dev = stsa.binary.dev, test = stsa.binary.test")
+            + f"; best dev epoch{'s' if 'fold_best_epoch' in entry else ''} "
+            + f"{entry.get('fold_best_epoch', entry.get('best_epoch'))}")
         table[row] = entry
-    machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, CPU only"
+    machine = f"{cpu_name()}, {os.cpu_count()} cores (shared), torch {torch.__version__}, CPU only, no GPU"
     summary = {"rows": table, "machine": machine}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     names = {"mr": "MR (10-fold CV)", "sst2": "SST-2 (train: stsa sentences)",
@@ -110,6 +132,9 @@ def summarize(out: Path, rows: list[str]) -> dict:
             ours += f" ({e['folds_done']} of 10 folds)"
         lines.append(f"| {names[row]} | {e['kim']} | ≥ {e['target']} | {ours} | {e['f1_macro']:.1f} | "
                      f"{e['epochs']} | {e['seconds_per_epoch']:.1f} |")
+    lines += ["", f"Machine: {machine}; {time.strftime('%Y-%m-%d')}.", "Protocol actually run:"]
+    for row, e in table.items():
+        lines.append(f"- {names[row]}: {e['protocol_text']}")
     (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return summary
