@@ -14,7 +14,11 @@ file (special tokens excluded):
   accuracy is $\frac{1}{|M|} \sum_{i \in M} p(x_i)$ (computed exactly, no
   sampling noise);
 * **unigram cross-entropy**: $\frac{1}{|M|} \sum_{i \in M} -\log p(x_i)$
-  (add-one smoothed) and its perplexity, to set beside the model's.
+  (add-one smoothed) and its perplexity, to set beside the model's;
+* **NSP majority label**: always answer the NSP label that is most frequent
+  among the *training* pairs. The pair generator makes a "random" B whenever
+  a chunk holds a single sentence, so the labels are not exactly 50/50 and
+  this, not 50%, is the NSP accuracy to beat.
 
 Usage (after a run, or while it runs: only its ``checkpoint.pt`` and
 ``tokenizer/`` are read)::
@@ -34,7 +38,8 @@ from types import SimpleNamespace
 
 import torch
 
-from minibert.pretrain import CHECKPOINT, IGNORE_INDEX, fixed_valid_batches, read_documents, tokenize_documents
+from minibert.pretrain import (CHECKPOINT, IGNORE_INDEX, build_dataset, fixed_valid_batches, read_documents,
+                               tokenize_documents)
 from minibert.tokenization import load_tokenizer
 
 
@@ -64,13 +69,17 @@ def baseline(run: Path) -> dict:
         raise SystemExit("unigram_baseline: the run found its data automatically and has no results.json yet; "
                          "rerun when it has finished.")
 
-    counts = unigram_counts(read_documents(args.train, "train"), tokenizer)
+    train_docs = read_documents(args.train, "train")
+    counts = unigram_counts(train_docs, tokenizer)
     p = counts / counts.sum()                                            # (V,) unigram probabilities
     p_smooth = (counts + 1) / (counts.sum() + tokenizer.vocab_size)      # (V,) add-one smoothed
     _, batches = fixed_valid_batches(read_documents(args.valid, "valid"), tokenizer, args)
     targets = torch.cat([b["mlm_labels"][b["mlm_labels"] != IGNORE_INDEX] for b in batches])  # (|M|,)
 
     top = int(p.argmax())
+    train_nsp = build_dataset(train_docs, tokenizer, args, args.seed, "train").nsp_labels      # (N_train,)
+    majority = int(train_nsp.float().mean() > 0.5)                    # 1 = "B is random"
+    valid_nsp = torch.cat([b["nsp_labels"] for b in batches])        # (N_valid,)
     loss = float(-p_smooth[targets].log().mean())
     return {
         "run": str(run),
@@ -82,6 +91,10 @@ def baseline(run: Path) -> dict:
         "unigram_sampling_expected_accuracy": float(p[targets].mean()),
         "unigram_cross_entropy": loss,
         "unigram_perplexity": math.exp(loss),
+        "valid_pairs": int(valid_nsp.numel()),
+        "nsp_majority_label": majority,
+        "nsp_train_fraction_random": float(train_nsp.float().mean()),
+        "nsp_majority_accuracy": float((valid_nsp == majority).double().mean()),
     }
 
 
@@ -98,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sampling by unigram frequency: expected accuracy {result['unigram_sampling_expected_accuracy']:.4f}")
     print(f"unigram cross-entropy {result['unigram_cross_entropy']:.4f} nats, "
           f"perplexity {result['unigram_perplexity']:.1f}")
+    label = "random" if result["nsp_majority_label"] else "follows"
+    print(f"NSP: {result['nsp_train_fraction_random']:.1%} of the training pairs are random; always "
+          f"'{label}': accuracy {result['nsp_majority_accuracy']:.4f} on {result['valid_pairs']:,} valid pairs")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

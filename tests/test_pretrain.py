@@ -347,6 +347,7 @@ def test_unigram_baseline_scores_the_same_masked_valid_tokens_as_the_run(finishe
                                                                        results["valid_masked_tokens"])
     assert 0.0 < result["unigram_sampling_expected_accuracy"] < 1.0
     assert 0.0 < result["most_frequent_token_accuracy"] < 1.0
+    assert result["valid_pairs"] == results["valid_pairs"]
     assert result["unigram_perplexity"] == pytest.approx(math.exp(result["unigram_cross_entropy"]), rel=1e-9)
 
 
