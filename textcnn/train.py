@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import statistics
@@ -335,7 +334,8 @@ def build_parser(prog: str = "textcnn train") -> argparse.ArgumentParser:
     return p
 
 
-def _load(path, what: str):
+def _load(path):
+    """Read a labelled file and tokenise it with Kim's cleaning."""
     texts, raw_labels = read_examples(path)
     return tokenize(texts), raw_labels
 
@@ -361,7 +361,7 @@ def run(args, log=print) -> dict:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tokens, raw = _load(args.train, "train")
+    tokens, raw = _load(args.train)
     if args.limit:
         tokens, raw = tokens[:args.limit], raw[:args.limit]
     labels = LabelMap.from_labels(raw, source=str(args.train))
@@ -373,7 +373,7 @@ def run(args, log=print) -> dict:
 
     if not args.cv:
         if args.dev:
-            dev_tokens, dev_raw = _load(args.dev, "dev")
+            dev_tokens, dev_raw = _load(args.dev)
             train_tokens, train_y = tokens, y
             dev_y = labels.encode(dev_raw, source=str(args.dev))
         else:
@@ -382,7 +382,7 @@ def run(args, log=print) -> dict:
         vocab = Vocabulary.build(train_tokens, args.min_count)
         test = None
         if args.test:
-            test_tokens, test_raw = _load(args.test, "test")
+            test_tokens, test_raw = _load(args.test)
             test = EncodedSet(test_tokens, labels.encode(test_raw, source=str(args.test)), vocab)
         log(f"vocabulary: {len(vocab)} words (min count {args.min_count}); "
             f"train {len(train_y)}, dev {len(dev_y)}" + (f", test {len(test)}" if test else ""))
@@ -456,10 +456,7 @@ def main(argv: list[str] | None = None, prog: str = "textcnn train") -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         run(args, log=lambda s: print(s, flush=True))
-    except ClassificationDataError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # vector files and configuration errors
+    except ValueError as exc:  # data files (ClassificationDataError), vector files, configuration
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     return 0
