@@ -73,9 +73,12 @@ def build(preset: str, dropout: float, seed: int = 0):
     return config, ours, theirs
 
 
+SPARSE_MLM = None   # None: decode only masked positions (our default); False: decode all (ablation)
+
+
 def our_step(model, optimizer, b) -> torch.Tensor:
     loss = model(b["input_ids"], b["token_type_ids"], b["attention_mask"],
-                 mlm_labels=b["mlm_labels"], nsp_labels=b["nsp_labels"])["loss"]
+                 mlm_labels=b["mlm_labels"], nsp_labels=b["nsp_labels"], sparse_mlm=SPARSE_MLM)["loss"]
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -91,9 +94,13 @@ def their_step(model, optimizer, b) -> torch.Tensor:
     return loss
 
 
+FUSED_ADAMW = True  # False: our model gets the same default AdamW as transformers (ablation)
+
+
 def optimizers(ours, theirs, lr=1e-4):
-    return (torch.optim.AdamW(ours.parameters(), lr=lr, fused=True),
-            torch.optim.AdamW(theirs.parameters(), lr=lr))
+    our_opt = (torch.optim.AdamW(ours.parameters(), lr=lr, fused=True) if FUSED_ADAMW
+               else torch.optim.AdamW(ours.parameters(), lr=lr))
+    return our_opt, torch.optim.AdamW(theirs.parameters(), lr=lr)
 
 
 def check_same_loss(ours, theirs, b) -> float:
@@ -200,6 +207,7 @@ def memory_child(preset: str, which: str, args) -> None:
 
 def measure_memory(preset: str, which: str, args) -> float:
     cmd = [sys.executable, __file__, "--preset", preset, "--_memory-child", which,
+           *(["--dense-mlm"] if args.dense_mlm else []), *(["--default-adamw"] if args.default_adamw else []),
            "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
            "--mask-prob", str(args.mask_prob), "--dropout", str(args.dropout), "--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
@@ -220,15 +228,23 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per model")
     parser.add_argument("--profile-rows", type=int, default=15, help="rows of the profiler table (15)")
     parser.add_argument("--memory", action="store_true", help="also measure each model's peak memory growth during training steps (Linux)")
+    parser.add_argument("--dense-mlm", action="store_true",
+                        help="ablation: our model decodes every position, like transformers")
+    parser.add_argument("--default-adamw", action="store_true",
+                        help="ablation: our model uses the default (non-fused) AdamW, like transformers")
     parser.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global SPARSE_MLM, FUSED_ADAMW
+    SPARSE_MLM = False if args.dense_mlm else None
+    FUSED_ADAMW = not args.default_adamw
 
     if args.memory_child:
         memory_child(args.preset[0], args.memory_child, args)
         return 0
     print(f"# torch {torch.__version__}, {args.threads} threads, batch {args.batch_size} x {args.seq_len}, "
-          f"mask {args.mask_prob}, dropout {args.dropout}, {args.steps} steps x {args.repeats} alternating repeats")
+          f"mask {args.mask_prob}, dropout {args.dropout}, {args.steps} steps x {args.repeats} alternating repeats"
+          f"{', ours with dense MLM' if args.dense_mlm else ''}{', ours with default AdamW' if args.default_adamw else ''}")
     for preset in args.preset:
         if args.profile:
             profile(preset, args)
