@@ -1,4 +1,4 @@
-"""Mini-BERT: configuration, embeddings, post-LN encoder, pooler, MLM/NSP and classification heads.
+r"""Mini-BERT: configuration, embeddings, post-LN encoder, pooler, MLM/NSP and classification heads.
 
 The whole model reads top to bottom in this one file:
 
@@ -8,8 +8,8 @@ The whole model reads top to bottom in this one file:
    PyTorch's fused kernels, and ``tests/test_model.py`` proves them equal).
 3. :class:`BertEmbeddings` -- word + position + token type, LayerNorm, dropout.
 4. :class:`BertLayer` -- one post-LN encoder layer:
-   $h = \\mathrm{LN}(x + \\mathrm{MHA}(x))$, $y = \\mathrm{LN}(h + \\mathrm{FFN}(h))$.
-5. :class:`BertModel` -- embeddings, $L$ layers, pooler $\\tanh(W h_{[CLS]} + b)$.
+   $h = \mathrm{LN}(x + \mathrm{MHA}(x))$, $y = \mathrm{LN}(h + \mathrm{FFN}(h))$.
+5. :class:`BertModel` -- embeddings, $L$ layers, pooler $\tanh(W h_{[CLS]} + b)$.
 6. :class:`BertForPreTraining` -- masked-LM head tied to the word embeddings
    (decoding only the masked positions when labels are given) and the
    next-sentence head.
@@ -179,9 +179,9 @@ PRESETS = {
 # --------------------------------------------------------------------------- formulas
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    """Exact Gaussian error linear unit, $\\mathrm{GELU}(x) = x\\,\\Phi(x) = \\tfrac{x}{2}\\,(1 + \\mathrm{erf}(x/\\sqrt{2}))$.
+    r"""Exact Gaussian error linear unit, $\mathrm{GELU}(x) = x\,\Phi(x) = \tfrac{x}{2}\,(1 + \mathrm{erf}(x/\sqrt{2}))$.
 
-    $\\Phi$ is the standard normal CDF; ``x`` has any shape. BERT uses this exact
+    $\Phi$ is the standard normal CDF; ``x`` has any shape. BERT uses this exact
     (erf) form, not the tanh approximation. The model calls the fused
     ``torch.nn.functional.gelu``, which computes the same function.
     """
@@ -189,11 +189,11 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
-    """Layer normalisation over the last dimension, $y = \\gamma \\odot \\frac{x - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} + \\beta$.
+    r"""Layer normalisation over the last dimension, $y = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta$.
 
-    $\\mu = \\frac1C\\sum_c x_c$ and $\\sigma^2 = \\frac1C\\sum_c (x_c - \\mu)^2$ (biased
+    $\mu = \frac1C\sum_c x_c$ and $\sigma^2 = \frac1C\sum_c (x_c - \mu)^2$ (biased
     variance) are taken over the last dimension of ``x`` (..., C);
-    $\\gamma$ = ``weight`` (C,), $\\beta$ = ``bias`` (C,), $\\epsilon$ = ``eps``.
+    $\gamma$ = ``weight`` (C,), $\beta$ = ``bias`` (C,), $\epsilon$ = ``eps``.
     The model uses ``nn.LayerNorm``, which computes the same function.
     """
     if weight.shape != x.shape[-1:] or bias.shape != x.shape[-1:]:
@@ -213,8 +213,8 @@ ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "gelu_new": _gelu_tanh, "gelu_pyt
 
 
 def init_bert_weights(module: nn.Module, std: float) -> None:
-    """BERT initialisation, applied with ``model.apply``: weights $\\sim\\mathcal N(0, \\mathrm{std}^2)$,
-    biases 0, LayerNorm $\\gamma=1, \\beta=0$, the padding token's embedding row 0."""
+    r"""BERT initialisation, applied with ``model.apply``: weights $\sim\mathcal N(0, \mathrm{std}^2)$,
+    biases 0, LayerNorm $\gamma=1, \beta=0$, the padding token's embedding row 0."""
     if isinstance(module, nn.Linear):
         nn.init.normal_(module.weight, mean=0.0, std=std)
         if module.bias is not None:
@@ -232,7 +232,7 @@ def init_bert_weights(module: nn.Module, std: float) -> None:
 # --------------------------------------------------------------------------- embeddings
 
 class BertEmbeddings(nn.Module):
-    """$e_t = \\mathrm{Dropout}(\\mathrm{LN}(W^{tok}_{x_t} + P_t + W^{seg}_{s_t}))$ for every position $t$.
+    r"""$e_t = \mathrm{Dropout}(\mathrm{LN}(W^{tok}_{x_t} + P_t + W^{seg}_{s_t}))$ for every position $t$.
 
     $x_t$ = ``input_ids`` (B, T), $s_t$ = ``token_type_ids`` (B, T), $P_t$ a
     learned row of ``position_embeddings`` or, with
@@ -277,13 +277,13 @@ class BertEmbeddings(nn.Module):
 # --------------------------------------------------------------------------- encoder
 
 class BertLayer(nn.Module):
-    """One post-LN Transformer encoder layer (Vaswani et al. 2017; BERT):
+    r"""One post-LN Transformer encoder layer (Vaswani et al. 2017; BERT):
 
-    $h = \\mathrm{LN}_1(x + \\mathrm{Dropout}(\\mathrm{MHA}(x)))$,
-    $y = \\mathrm{LN}_2(h + \\mathrm{Dropout}(W_2\\,\\mathrm{GELU}(W_1 h + b_1) + b_2))$.
+    $h = \mathrm{LN}_1(x + \mathrm{Dropout}(\mathrm{MHA}(x)))$,
+    $y = \mathrm{LN}_2(h + \mathrm{Dropout}(W_2\,\mathrm{GELU}(W_1 h + b_1) + b_2))$.
 
     $x$ (B, T, C); $W_1$ = ``intermediate`` (C -> I), $W_2$ = ``output`` (I -> C);
-    $\\mathrm{LN}_1$ = ``attention_norm``, $\\mathrm{LN}_2$ = ``output_norm``;
+    $\mathrm{LN}_1$ = ``attention_norm``, $\mathrm{LN}_2$ = ``output_norm``;
     MHA = ``attention`` (:class:`minibert.attention.MultiHeadAttention`).
     "Post-LN": the normalisation comes after each residual sum.
     """
@@ -315,9 +315,9 @@ class BertLayer(nn.Module):
 
 
 class BertModel(nn.Module):
-    """The BERT encoder: embeddings, ``num_hidden_layers`` :class:`BertLayer`, and the pooler.
+    r"""The BERT encoder: embeddings, ``num_hidden_layers`` :class:`BertLayer`, and the pooler.
 
-    Pooler: $p = \\tanh(W_p\\, h_{[CLS]} + b_p)$, with $h_{[CLS]}$ = ``last_hidden_state[:, 0]`` (B, C)
+    Pooler: $p = \tanh(W_p\, h_{[CLS]} + b_p)$, with $h_{[CLS]}$ = ``last_hidden_state[:, 0]`` (B, C)
     and $W_p$ = ``pooler`` (C -> C).
     """
 
@@ -361,7 +361,7 @@ class BertModel(nn.Module):
 # --------------------------------------------------------------------------- pretraining heads
 
 class BertMLMHead(nn.Module):
-    """Masked-LM head: $z = \\mathrm{LN}(\\mathrm{GELU}(W_t h + b_t))\\,E^\\top + b$.
+    r"""Masked-LM head: $z = \mathrm{LN}(\mathrm{GELU}(W_t h + b_t))\,E^\top + b$.
 
     $h$ (N, C) hidden states of the positions to predict, $W_t$ = ``transform``
     (C -> C), LN = ``norm``; the decoder's weight $E$ (V, C) *is* the word
@@ -383,13 +383,13 @@ class BertMLMHead(nn.Module):
 
 
 class BertForPreTraining(nn.Module):
-    """BERT with the two pretraining heads: masked-LM (tied decoder) and next-sentence prediction.
+    r"""BERT with the two pretraining heads: masked-LM (tied decoder) and next-sentence prediction.
 
-    NSP: logits $= W_{nsp}\\, p + b_{nsp}$ (B, 2) from the pooled output $p$;
+    NSP: logits $= W_{nsp}\, p + b_{nsp}$ (B, 2) from the pooled output $p$;
     label 0 = sentence B follows A, 1 = B is random (transformers' convention).
 
     MLM loss: mean cross-entropy over the positions whose label is not -100,
-    $\\mathcal L_{mlm} = -\\frac1N \\sum_{(b,t):\\, y_{bt} \\ne -100} \\log \\mathrm{softmax}(z_{bt})_{y_{bt}}$.
+    $\mathcal L_{mlm} = -\frac1N \sum_{(b,t):\, y_{bt} \ne -100} \log \mathrm{softmax}(z_{bt})_{y_{bt}}$.
     Sparse prediction: because only those $N$ positions enter the loss, the
     decoder (the largest matrix product for a small model) runs only on them.
     """
@@ -461,7 +461,7 @@ def cls_pooling(last_hidden_state: torch.Tensor) -> torch.Tensor:
 
 
 def mean_pooling(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over real tokens, $\\bar h = \\frac{\\sum_t m_t h_t}{\\sum_t m_t}$: (B, T, C) -> (B, C).
+    r"""Mean over real tokens, $\bar h = \frac{\sum_t m_t h_t}{\sum_t m_t}$: (B, T, C) -> (B, C).
 
     $m$ = ``attention_mask`` (B, T), 1 = real token, 0 = padding (default all 1).
     """
@@ -473,11 +473,11 @@ def mean_pooling(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor |
 
 
 class BertForSequenceClassification(nn.Module):
-    """A classifier on the pooled output $p$ (B, C).
+    r"""A classifier on the pooled output $p$ (B, C).
 
-    Linear (the BERT paper): $y = \\mathrm{softmax}(W_o\\,\\mathrm{Dropout}(p) + b_o)$,
+    Linear (the BERT paper): $y = \mathrm{softmax}(W_o\,\mathrm{Dropout}(p) + b_o)$,
     $W_o$ = ``classifier`` (C -> K). With ``hidden_layer_size=D``, one hidden
-    ReLU layer: $y = \\mathrm{softmax}(W_o\\,\\mathrm{ReLU}(W_h\\,\\mathrm{Dropout}(p) + b_h) + b_o)$,
+    ReLU layer: $y = \mathrm{softmax}(W_o\,\mathrm{ReLU}(W_h\,\mathrm{Dropout}(p) + b_h) + b_o)$,
     $W_h$ = ``hidden`` (C -> D). ``forward`` returns the logits (before the softmax).
     ``classifier_dropout`` overrides ``config.classifier_dropout`` /
     ``hidden_dropout_prob``.
@@ -521,19 +521,19 @@ class BertForSequenceClassification(nn.Module):
 
 def count_parameters(config: BertConfig, heads: str = "none", num_labels: int = 2,
                      hidden_layer_size: int | None = None) -> int:
-    """Closed-form number of trainable parameters (tied weights counted once).
+    r"""Closed-form number of trainable parameters (tied weights counted once).
 
     With $V, P, S$ = vocabulary, positions, segments, $C$ hidden, $I$
     intermediate, $L$ layers:
 
-    - embeddings: $(V + P + S)\\,C + 2C$ ($P = 0$ for sinusoidal positions);
-    - one layer: $4(C^2 + C)$ attention $+\\ 2C$ LN $+\\ (CI + I) + (IC + C)$ FFN $+\\ 2C$ LN
+    - embeddings: $(V + P + S)\,C + 2C$ ($P = 0$ for sinusoidal positions);
+    - one layer: $4(C^2 + C)$ attention $+\ 2C$ LN $+\ (CI + I) + (IC + C)$ FFN $+\ 2C$ LN
       $= 4C^2 + 2CI + 9C + I$;
     - pooler: $C^2 + C$.
 
     ``heads="none"`` -> :class:`BertModel`; ``"pretraining"`` adds
-    $C^2 + 3C$ (transform + LN) $+\\ V$ (decoder bias; its weight is tied)
-    $+\\ 2C + 2$ (NSP); ``"classification"`` adds $CK + K$, or
+    $C^2 + 3C$ (transform + LN) $+\ V$ (decoder bias; its weight is tied)
+    $+\ 2C + 2$ (NSP); ``"classification"`` adds $CK + K$, or
     $CD + D + DK + K$ with a hidden layer of size $D$.
     """
     V, C, I, L = config.vocab_size, config.hidden_size, config.intermediate_size, config.num_hidden_layers
