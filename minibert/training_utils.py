@@ -239,8 +239,15 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Draw the train/valid losses, valid accuracies and learning rate of a run into one PNG."""
+def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "",
+                baselines: dict | None = None) -> None:
+    """Draw the train/valid losses, valid accuracies and learning rate of a run into one PNG.
+
+    ``baselines`` optionally maps ``"mlm_loss"``, ``"mlm_accuracy"`` or
+    ``"nsp_accuracy"`` to ``(value, label)``, drawn as dashed horizontal lines
+    (e.g. the unigram and majority-label predictors of scripts/unigram_baseline.py).
+    """
+    baselines = baselines or {}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,10 +266,13 @@ def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "") -
         steps = [r["step"] for r in valid]
         ax.plot(steps, [r["mlm_loss"] for r in valid], "o-", label="valid MLM", color="tab:blue")
         ax.plot(steps, [r["nsp_loss"] for r in valid], "o-", label="valid NSP", color="tab:orange")
+    if "mlm_loss" in baselines:
+        value, label = baselines["mlm_loss"]
+        ax.axhline(value, ls="--", color="tab:blue", alpha=0.7, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats)")
     ax.set_title("losses")
-    ax.legend()
+    ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3)
 
     ax = axes[1]
@@ -270,11 +280,15 @@ def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "") -
         steps = [r["step"] for r in valid]
         ax.plot(steps, [r["mlm_accuracy"] for r in valid], "o-", label="valid MLM accuracy", color="tab:blue")
         ax.plot(steps, [r["nsp_accuracy"] for r in valid], "o-", label="valid NSP accuracy", color="tab:orange")
+    for key, color in (("mlm_accuracy", "tab:blue"), ("nsp_accuracy", "tab:orange")):
+        if key in baselines:
+            value, label = baselines[key]
+            ax.axhline(value, ls="--", color=color, alpha=0.7, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.set_title("valid accuracy")
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
     ax = axes[2]

@@ -4,8 +4,12 @@
         --valid ../shared/data/wikitext-2-raw/wiki.test.raw --out runs/tiny
     python scripts/figures/ch07_pretraining_curves.py runs/tiny
 
-writes ``tutorials/figures/ch07_tiny_curves.png`` (the same drawing the run
-saves as ``runs/tiny/curves.png``).
+    python scripts/unigram_baseline.py runs/tiny --json runs/tiny/unigram_baseline.json
+    python scripts/figures/ch07_pretraining_curves.py runs/tiny
+
+writes ``tutorials/figures/ch07_tiny_curves.png``: the drawing the run saves
+as ``runs/tiny/curves.png``, plus the context-free baselines as dashed lines
+when ``unigram_baseline.json`` is there.
 """
 
 from __future__ import annotations
@@ -33,7 +37,16 @@ def main() -> None:
     title = f"minibert pretrain --preset tiny, trained on {Path(results.get('data', {}).get('train', '?')).name}"
     if hardware:
         title += f" ({hardware.split(',')[0]}, no GPU)" if "no GPU" in hardware else f" ({hardware})"
-    plot_curves(records, args.out, title=title)
+    baselines = {}
+    baseline_path = args.run / "unigram_baseline.json"
+    if baseline_path.exists():
+        b = json.loads(baseline_path.read_text())
+        baselines = {
+            "mlm_loss": (b["unigram_cross_entropy"], "unigram cross-entropy"),
+            "mlm_accuracy": (b["most_frequent_token_accuracy"], f"always '{b['most_frequent_token']}'"),
+            "nsp_accuracy": (b["nsp_majority_accuracy"], "NSP majority label"),
+        }
+    plot_curves(records, args.out, title=title, baselines=baselines)
     print(f"wrote {args.out}")
 
 
