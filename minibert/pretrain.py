@@ -359,7 +359,7 @@ def _resolve_data(args, say) -> tuple[Path, Path, str]:
     except (FileNotFoundError, OSError, ValueError, RuntimeError) as exc:
         raise PretrainError(str(exc).rstrip(".") + ".") from None
     if note:
-        say(f"note: {note}")
+        say(note if note.lower().startswith("note") else f"note: {note}")
     return Path(train), Path(valid), note or ""
 
 
