@@ -232,6 +232,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_with_the_same_parameters(cor
     assert resumed.returncode == 0, resumed.stderr
     a, b = final_weights(reference), final_weights(out)
     worst = max(max_abs_diff(a[k], b[k]) for k in a)
+    print(f"killed at checkpoint step {killed_at}, resumed: weights differ by {worst:.1e}")
     assert worst == 0.0, f"resumed weights differ from the uninterrupted run by up to {worst:.3e}"
     steps = [r["step"] for r in records(out, "train")]
     assert steps == list(range(1, 13)), f"metrics.jsonl steps after resume: {steps}"
@@ -281,6 +282,7 @@ def test_torchrun_with_two_processes_follows_the_loss_curve_of_one_process(corpu
     assert abs(va["mlm_loss"] - vb["mlm_loss"]) <= 1e-5, f"valid MLM loss {va['mlm_loss']} vs {vb['mlm_loss']}"
     wa, wb = final_weights(one), final_weights(two)
     worst_w = max(max_abs_diff(wa[k], wb[k]) for k in wa)
+    print(f"1 vs 2 processes: losses differ by <= {worst:.2e}, final weights by <= {worst_w:.2e}")
     assert worst_w <= 1e-5, f"weights differ by up to {worst_w:.2e}"
     assert json.loads((two / "results.json").read_text())["world_size"] == 2
 
