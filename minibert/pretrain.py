@@ -547,8 +547,8 @@ def _run(args, ctx: Distributed, say) -> dict:
         n_masked, n_pairs = ctx.all_reduce_sum(counts).tolist()
 
         step_loss = 0.0
-        for k, batch in enumerate(micro_batches):
-            last = k == len(micro_batches) - 1
+        for m, batch in enumerate(micro_batches):
+            last = m == len(micro_batches) - 1       # DDP all-reduces the gradients only then
             no_sync = model.no_sync() if ctx.enabled and not last else contextlib.nullcontext()
             with no_sync:
                 with autocast(device, precision):
@@ -558,7 +558,7 @@ def _run(args, ctx: Distributed, say) -> dict:
                     loss = loss * float("nan")
                 scaler.scale(loss * ctx.world_size).backward()   # DDP averages: x P gives the global sum
             step_loss += loss.item()
-            window[:-1] += torch.stack([sums[k].detach().double() for k in STAT_KEYS])
+            window[:-1] += torch.stack([sums[key].detach().double() for key in STAT_KEYS])
             window[-1] += batch["attention_mask"].sum()
 
         finite = torch.tensor([0.0 if math.isfinite(step_loss) else 1.0], device=device)
