@@ -216,7 +216,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_with_the_same_parameters(cor
     assert main([*args, "--out", str(reference)]) == 0
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([*cmd, "--out", str(out)], env=subprocess_env(MINIBERT_STEP_DELAY=0.3),
+    process = subprocess.Popen([*cmd, "--out", str(out)], env=subprocess_env(MINIBERT_STEP_DELAY=0.5),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while not (out / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
