@@ -179,7 +179,9 @@ PRESETS = {
 # --------------------------------------------------------------------------- formulas
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    r"""Exact Gaussian error linear unit, $\mathrm{GELU}(x) = x\,\Phi(x) = \tfrac{x}{2}\,(1 + \mathrm{erf}(x/\sqrt{2}))$.
+    r"""Exact Gaussian error linear unit (Hendrycks & Gimpel 2016), element-wise:
+
+    $\mathrm{GELU}(x) = x\,\Phi(x) = \tfrac{x}{2}\,(1 + \mathrm{erf}(x/\sqrt{2}))$.
 
     $\Phi$ is the standard normal CDF; ``x`` has any shape. BERT uses this exact
     (erf) form, not the tanh approximation. The model calls the fused
@@ -189,7 +191,9 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
-    r"""Layer normalisation over the last dimension, $y = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta$.
+    r"""Layer normalisation over the last dimension (Ba et al. 2016):
+
+    $y = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta$.
 
     $\mu = \frac1C\sum_c x_c$ and $\sigma^2 = \frac1C\sum_c (x_c - \mu)^2$ (biased
     variance) are taken over the last dimension of ``x`` (..., C);

@@ -160,7 +160,8 @@ def profile(preset: str, args) -> None:
     batches = make_batches(config, 3, args.batch_size, args.seq_len, args.mask_prob, seed=1)
     opt_ours, opt_theirs = optimizers(ours, theirs)
     ours.train(), theirs.train()
-    for name, step, model, opt in (("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs)):
+    runs = (("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs))
+    for name, step, model, opt in runs:
         step(model, opt, batches[0])
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
             for b in batches:
@@ -227,7 +228,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per model")
     parser.add_argument("--profile-rows", type=int, default=15, help="rows of the profiler table (15)")
-    parser.add_argument("--memory", action="store_true", help="also measure each model's peak memory growth during training steps (Linux)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure each model's peak memory growth during training steps (Linux)")
     parser.add_argument("--dense-mlm", action="store_true",
                         help="ablation: our model decodes every position, like transformers")
     parser.add_argument("--default-adamw", action="store_true",
@@ -244,7 +246,8 @@ def main(argv=None) -> int:
         return 0
     print(f"# torch {torch.__version__}, {args.threads} threads, batch {args.batch_size} x {args.seq_len}, "
           f"mask {args.mask_prob}, dropout {args.dropout}, {args.steps} steps x {args.repeats} alternating repeats"
-          f"{', ours with dense MLM' if args.dense_mlm else ''}{', ours with default AdamW' if args.default_adamw else ''}")
+          f"{', ours with dense MLM' if args.dense_mlm else ''}"
+          f"{', ours with default AdamW' if args.default_adamw else ''}")
     for preset in args.preset:
         if args.profile:
             profile(preset, args)

@@ -90,8 +90,9 @@ def figure_attention(checkpoint: str | None, tokenizer_folder: str | None) -> Pa
     last = attentions[-1][0]                                                 # (H, T, T)
     real = am[0].bool()
     on_real = last[:, real][:, :, real]
+    on_padding = last[:, :, ~real].max().item() if (~real).any() else 0.0
     print(f"last layer: weights on the {int(real.sum())} real tokens range "
-          f"{on_real.min():.3f}-{on_real.max():.3f}; on padding at most {last[:, :, ~real].max() if (~real).any() else 0:.3f}")
+          f"{on_real.min():.3f}-{on_real.max():.3f}; on padding at most {on_padding:.3f}")
     H = last.shape[0]
     fig, axes = plt.subplots(1, H, figsize=(4.2 * H, 4.6), constrained_layout=True, squeeze=False)
     for h, ax in enumerate(axes[0]):
