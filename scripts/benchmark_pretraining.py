@@ -147,7 +147,8 @@ def bench(preset: str, args) -> dict:
     med = {k: tokens / statistics.median(v) for k, v in times.items()}
     masked = sum(int((b["mlm_labels"] != -100).sum()) for b in batches) / (tokens * len(batches))
     return dict(preset=preset, loss_diff=diff, ours=med["ours"], transformers=med["transformers"],
-                ratio=statistics.median(ratios), ratio_q=statistics.quantiles(ratios, n=4),
+                ratio=statistics.median(ratios),
+                ratio_q=statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3,
                 masked_fraction=masked, pairs=len(ratios))
 
 
