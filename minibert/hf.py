@@ -370,7 +370,11 @@ def save_pretrained(model: nn.Module, folder, safe_serialization: bool = True) -
     _atomic_write(folder / "config.json", lambda path: path.write_text(
         json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
     if safe_serialization:
-        from safetensors.torch import save_file
+        try:
+            from safetensors.torch import save_file
+        except ImportError as exc:
+            raise ImportError("writing model.safetensors needs the safetensors package: pip install safetensors, "
+                              "or pass safe_serialization=False for pytorch_model.bin") from exc
         _atomic_write(folder / "model.safetensors",
                       lambda path: save_file(state, str(path), metadata={"format": "pt"}))
     else:
