@@ -1,18 +1,20 @@
 """Figures of tutorials/04_mini_bert.md.
 
-    python scripts/figures/ch04_mini_bert.py [--checkpoint CKPT.pt --tokenizer FOLDER]
+    python scripts/figures/ch04_mini_bert.py [--checkpoint runs/tiny/checkpoint.pt --tokenizer runs/tiny/tokenizer]
 
 writes two PNGs into tutorials/figures/:
 
 - ``ch04_parameters.png``: where the parameters of each preset live
   (embeddings, encoder layers, pooler, pretraining heads), from the
   closed-form :func:`minibert.model.count_parameters` (no model is built);
-- ``ch04_attention_heads.png``: the attention weights of every head of the
-  last layer on one sentence. Without ``--checkpoint`` the model is an
-  *untrained* ``tiny`` BERT (seed 0) and the ids come from a toy word list, so
-  the patterns show the mechanics (one matrix per head, padding hidden), not
-  language. With a checkpoint from ``minibert pretrain`` and its tokenizer
-  folder, the same code shows what the trained model attends to.
+- ``ch04_attention_untrained.png``: the attention weights of every head of
+  the last layer on one sentence, for an *untrained* ``tiny`` BERT (seed 0)
+  with ids from a toy word list: the mechanics (one matrix per head, padding
+  hidden), not language;
+- with ``--checkpoint`` (from ``minibert pretrain``) and its ``--tokenizer``
+  folder, also ``ch04_attention_trained.png``: the same heads of the trained
+  model on the same sentence. The chapter's figure comes from the tiny run of
+  chapter 07 (``runs/tiny``).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def figure_parameters() -> Path:
     return path
 
 
-def figure_attention(checkpoint: str | None, tokenizer_folder: str | None) -> Path:
+def figure_attention(checkpoint: str | None = None, tokenizer_folder: str | None = None) -> Path:
     if checkpoint:
         from minibert.hf import load_checkpoint
         from minibert.tokenization import load_tokenizer
@@ -73,7 +75,7 @@ def figure_attention(checkpoint: str | None, tokenizer_folder: str | None) -> Pa
         encoded = tokenizer.encode_batch([SENTENCE])
         ids, tt, am = encoded["input_ids"], encoded["token_type_ids"], encoded["attention_mask"]
         tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
-        title = f"trained model {Path(checkpoint).name}"
+        title = f"trained tiny BERT ({checkpoint})"
     else:
         torch.manual_seed(0)
         model = BertForPreTraining(BertConfig.from_preset("tiny")).eval()
@@ -94,6 +96,12 @@ def figure_attention(checkpoint: str | None, tokenizer_folder: str | None) -> Pa
     print(f"last layer: weights on the {int(real.sum())} real tokens range "
           f"{on_real.min():.3f}-{on_real.max():.3f}; on padding at most {on_padding:.3f}")
     H = last.shape[0]
+    for h in range(H):
+        received = last[h][real][:, real].mean(dim=0)                       # mean weight each key receives
+        top = received.topk(3)
+        names = [tokens[i] for i in torch.nonzero(real).flatten()[top.indices].tolist()]
+        print(f"  head {h}: keys with the most attention (mean over queries): "
+              + ", ".join(f"{n} {w:.2f}" for n, w in zip(names, top.values.tolist())))
     fig, axes = plt.subplots(1, H, figsize=(4.2 * H, 4.6), constrained_layout=True, squeeze=False)
     for h, ax in enumerate(axes[0]):
         image = ax.imshow(last[h].numpy(), cmap="viridis", vmin=0)        # colour scale per head
@@ -104,7 +112,7 @@ def figure_attention(checkpoint: str | None, tokenizer_folder: str | None) -> Pa
         ax.set_xlabel("key")
     axes[0][0].set_ylabel("query")
     fig.suptitle(f"Attention weights of the last layer, {title}")
-    path = OUT / "ch04_attention_heads.png"
+    path = OUT / ("ch04_attention_trained.png" if checkpoint else "ch04_attention_untrained.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -119,7 +127,9 @@ def main(argv=None) -> None:
         parser.error("--checkpoint needs --tokenizer (the folder the tokenizer was saved to)")
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"wrote {figure_parameters()}")
-    print(f"wrote {figure_attention(args.checkpoint, args.tokenizer)}")
+    print(f"wrote {figure_attention()}")
+    if args.checkpoint:
+        print(f"wrote {figure_attention(args.checkpoint, args.tokenizer)}")
 
 
 if __name__ == "__main__":
