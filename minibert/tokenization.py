@@ -43,6 +43,8 @@ from typing import Iterable
 
 import torch
 
+from minibert.textio import read_utf8
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 MAX_INPUT_CHARS_PER_WORD = 100  # as in Google's BERT: longer words become [UNK]
@@ -559,15 +561,7 @@ def build_wordpiece_vocab(lines: Iterable[str], vocab_size: int, do_lower_case: 
 # ----------------------------------------------------------------------------
 
 def _read_training_file(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"training file {path} does not exist")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"training file {path} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                         f"convert it (e.g. iconv -f cp1252 -t utf-8) or pass decoded lines instead") from None
-    return text.split("\n")
+    return read_utf8(path, "training file").split("\n")
 
 
 def _training_lines(source) -> list[str]:

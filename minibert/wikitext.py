@@ -38,6 +38,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minibert.textio import read_utf8
+
 DEFAULT_BASE_URL = "https://wikitext.smerity.com/"
 
 # The official releases: archive name, size in bytes, sha256, folder inside the zip.
@@ -307,15 +309,7 @@ _HEADING = re.compile(r"^((?:= )+)(.*?)((?: =)+)$")
 
 def read_text(path) -> str:
     """The UTF-8 text of ``path``; one clear error for a missing, non-UTF-8 or empty file."""
-    path = Path(path)
-    if not path.is_file():
-        raise WikiTextError(f"corpus file {path} does not exist; check the path.")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise WikiTextError(f"{path} is not UTF-8 (bad byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                            f"convert it with e.g. `iconv -t utf-8`.") from None
+    text = read_utf8(path, "corpus file", error=WikiTextError, missing=WikiTextError)
     if not text.strip():
         raise WikiTextError(f"corpus file {path} is empty; it needs at least one line of text.")
     return text
