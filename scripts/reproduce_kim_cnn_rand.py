@@ -21,6 +21,10 @@ Every row writes its folder under ``--out``; a finished row (its
 resumes at the first fold without results, so the script can be rerun after
 an interruption. At the end it writes ``summary.json`` and ``summary.md``
 (the table, with the protocol actually run and the time per epoch).
+
+``--conv-padding wide`` pads every sentence with h-1 zero vectors on both
+sides (Kim's released code) instead of the paper's narrow convolution; use a
+separate ``--out`` for it, since a finished fold is never rerun.
 """
 
 from __future__ import annotations
@@ -114,6 +118,8 @@ def summarize(out: Path, rows: list[str]) -> dict:
             f"CNN-rand, {pr['epochs']} epochs, batch {pr['batch_size']}, {pr['optimizer']}, seed {pr['seed']}, "
             f"vocabulary = training words (min count {pr['min_count']}), "
             + ("length-sorted pools of 50 batches" if pr["bucket"] else "plain random batches")
+            + (", wide convolution (h-1 zero vectors on both sides)" if pr.get("conv_padding") == "wide"
+               else ", narrow convolution (the paper's)")
             + (f", {len(entry['fold_accuracy'])} of 10 folds, dev = 10% of each fold's training part"
                if "fold_accuracy" in entry else ", dev = stsa.binary.dev, test = stsa.binary.test")
             + f"; best dev epoch{'s' if 'fold_best_epoch' in entry else ''} "
@@ -157,6 +163,9 @@ def main(argv=None) -> int:
                         "a last run without it writes the MR summary")
     p.add_argument("--no-bucket", action="store_true",
                    help="plain random batches (ablation of the length-sorted pools)")
+    p.add_argument("--conv-padding", choices=("narrow", "wide"), default="narrow",
+                   help="narrow: the paper's convolution (n-h+1 windows); wide: h-1 zero vectors on "
+                        "both sides of each sentence (n+h-1 windows), as Kim's released code")
     p.add_argument("--summary-only", action="store_true", help="only rebuild summary.json/.md")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -170,6 +179,7 @@ def main(argv=None) -> int:
             argv_row = row_argv(row, Path(args.data_dir), out, epochs, args.seed, args.threads)
             if args.no_bucket:
                 argv_row.append("--no-bucket")
+            argv_row += ["--conv-padding", args.conv_padding]
             if row == "mr" and args.mr_folds:
                 argv_row += ["--folds"] + [str(f) for f in args.mr_folds]
             print(f"== {row}: textcnn train {' '.join(argv_row)}", flush=True)

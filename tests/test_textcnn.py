@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import max_abs_diff
-from textcnn.model import TextCNN, TextCNNConfig, pad_batch
+from textcnn.model import TextCNN, TextCNNConfig, conv_max_over_time, pad_batch, wide_pad
 from textcnn.train import Adadelta
 
 
@@ -74,10 +74,52 @@ def test_padding_never_changes_the_pooled_features(lib):
     assert diff <= 1e-6, f"padding changed the pooled features by {diff:.2e}"
 
 
-def _model(mode="rand", vocab=30, dim=8, filters=5, dropout=0.0, seed=0, sparse=True):
+def _loop_wide_conv_max(x, weight, bias, lengths):
+    """Wide convolution as loops, float64: $h-1$ zero vectors, the $n$ words, $h-1$ zero vectors;
+    $\\hat c = \\max_{0 \\le i \\le n+h-2} \\mathrm{ReLU}(\\sum_{j,c} w_{f,c,j} \\tilde x_{i+j,c} + b_f)$."""
+    B, T, C = x.shape
+    num_filters, _, h = weight.shape
+    out = torch.zeros(B, num_filters, dtype=torch.float64)
+    for b in range(B):
+        n = int(lengths[b])
+        zero = torch.zeros(C, dtype=torch.float64)
+        words = [zero] * (h - 1) + [x[b, t].double() for t in range(n)] + [zero] * (h - 1)
+        for f in range(num_filters):
+            out[b, f] = max(max(sum(float(weight[f, c, j]) * float(words[i + j][c])
+                                    for j in range(h) for c in range(C)) + float(bias[f]), 0.0)
+                            for i in range(n + h - 1))
+    return out
+
+
+@pytest.mark.parametrize("h", [1, 3, 5])
+def test_wide_convolution_equals_the_loop_formula_over_zero_padded_words(h):
+    """wide_pad + conv_max_over_time = the max over the $n+h-1$ windows of the sentence padded with $h-1$ zeros each side."""
+    x, weight, bias, lengths = _small_case(h=h)  # lengths 7, 5, 2, 1: the last two shorter than h = 3, 5
+    xw, nw = wide_pad(x, lengths, h)
+    assert xw.shape == (4, 7 + 2 * (h - 1), 3) and nw.tolist() == [n + 2 * (h - 1) for n in lengths.tolist()]
+    diff = max_abs_diff(conv_max_over_time(xw, weight, bias, nw), _loop_wide_conv_max(x, weight, bias, lengths))
+    assert diff <= 1e-5, f"max |wide conv_max_over_time - loops| = {diff:.2e}"
+
+
+def test_wide_padding_never_changes_the_pooled_features():
+    """In wide mode too, extra padding positions holding arbitrary values leave $\\hat c$ unchanged."""
+    x, weight, bias, lengths = _small_case(h=4)
+    def wide(words):
+        xw, nw = wide_pad(words, lengths, 4)
+        return conv_max_over_time(xw, weight, bias, nw)
+
+    base = wide(x)
+    junk = torch.cat([x, torch.randn(4, 6, 3) * 100.0], dim=1)  # anything at all in the padded positions
+    for b, n in enumerate(lengths.tolist()):
+        junk[b, n:] = 50.0
+    diff = max_abs_diff(wide(junk), base)
+    assert diff <= 1e-6, f"padding changed the wide-convolution features by {diff:.2e}"
+
+
+def _model(mode="rand", vocab=30, dim=8, filters=5, dropout=0.0, seed=0, sparse=True, conv_padding="narrow"):
     torch.manual_seed(seed)
     config = TextCNNConfig(vocab_size=vocab, num_classes=3, embedding_dim=dim, num_filters=filters,
-                           dropout=dropout, mode=mode)
+                           dropout=dropout, mode=mode, conv_padding=conv_padding)
     vectors = torch.randn(vocab, dim) if mode != "rand" else None
     return TextCNN(config, vectors, sparse_embedding=sparse)
 
@@ -89,9 +131,10 @@ def _random_batch(seed=0, vocab=30, n=6):
     return lists, torch.randint(0, 3, (n,), generator=g)
 
 
-def test_model_prediction_does_not_depend_on_batch_padding():
-    """A sentence gets the same logits alone and padded inside a batch of longer sentences."""
-    model = _model().eval()
+@pytest.mark.parametrize("conv_padding", ["narrow", "wide"])
+def test_model_prediction_does_not_depend_on_batch_padding(conv_padding):
+    """A sentence gets the same logits alone and padded inside a batch of longer sentences (both convolutions)."""
+    model = _model(conv_padding=conv_padding).eval()
     lists, _ = _random_batch()
     ids, lengths = pad_batch(lists, min_length=5)
     batch_logits = model(ids, lengths)
@@ -99,6 +142,23 @@ def test_model_prediction_does_not_depend_on_batch_padding():
         alone_ids, alone_len = pad_batch([tokens], min_length=1)
         diff = max_abs_diff(model(alone_ids, alone_len)[0], batch_logits[row])
         assert diff <= 1e-5, f"sentence {row} (length {len(tokens)}): logits differ by {diff:.2e}"
+
+
+@pytest.mark.parametrize("conv_padding", ["narrow", "wide"])
+def test_sentence_shorter_than_the_widest_filter_gets_the_loop_formula(conv_padding):
+    """One- and two-word sentences (filters 3/4/5): the model's pooled features equal the loops over zero-padded words."""
+    model = _model(conv_padding=conv_padding).eval()
+    ids, lengths = pad_batch([[7], [4, 9], [3, 5, 8, 2, 6, 11, 12]], min_length=1)  # T = 7
+    x = model.embed(ids).detach()
+    loops = _loop_wide_conv_max if conv_padding == "wide" else _loop_conv_max
+    want = torch.cat([loops(x, conv.weight.detach(), conv.bias.detach(), lengths) for conv in model.convs], dim=-1)
+    got = model.features(ids, lengths)
+    assert torch.isfinite(got).all(), got
+    diff = max_abs_diff(got, want)
+    assert diff <= 1e-5, f"{conv_padding}: max |features - loops| = {diff:.2e}"
+    short_ids, short_len = pad_batch([[7]], min_length=1)  # T = 1 < every window
+    diff = max_abs_diff(model.features(short_ids, short_len)[0], got[0])
+    assert diff <= 1e-5, f"{conv_padding}: a one-word sentence alone differs from itself in a batch by {diff:.2e}"
 
 
 def _train_steps(model, steps=5, seed=0):
@@ -199,11 +259,13 @@ def test_rand_mode_starts_uniform_in_plus_minus_quarter():
 
 
 def test_bad_configuration_gets_one_clear_error():
-    """Unknown mode, too few classes, mismatched vectors: a ValueError that says what is wrong."""
+    """Unknown mode, too few classes, unknown conv_padding, mismatched vectors: a ValueError that says what is wrong."""
     with pytest.raises(ValueError, match="mode must be one of"):
         TextCNNConfig(vocab_size=5, num_classes=2, mode="dynamic")
     with pytest.raises(ValueError, match="num_classes"):
         TextCNNConfig(vocab_size=5, num_classes=1)
+    with pytest.raises(ValueError, match="conv_padding must be one of"):
+        TextCNNConfig(vocab_size=5, num_classes=2, conv_padding="same")
     with pytest.raises(ValueError, match="vectors have shape"):
         TextCNN(TextCNNConfig(vocab_size=5, num_classes=2, embedding_dim=4), torch.zeros(5, 3))
 
@@ -285,6 +347,19 @@ def test_train_cli_learns_a_toy_task_and_predict_uses_the_saved_model(tmp_path, 
     assert cli(["predict", "--model", str(out), "really good acting", "really bad acting"]) == 0
     printed = capsys.readouterr().out.strip().split("\n")
     assert [line.split("\t")[0] for line in printed] == ["1", "0"], printed
+
+
+def test_train_cli_conv_padding_wide_is_recorded_and_reloaded(tmp_path):
+    """`--conv-padding wide` lands in results.json (config and protocol) and the saved model predicts with it."""
+    from textcnn.predict import TextCNNClassifier
+    from textcnn.train import main
+
+    train = _toy_file(tmp_path / "train.txt", n=40)
+    out = tmp_path / "wide"
+    assert main(["--train", str(train), "--epochs", "1", "--conv-padding", "wide", "--out", str(out)] + SMALL) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["conv_padding"] == "wide" and results["protocol"]["conv_padding"] == "wide", results
+    assert TextCNNClassifier.load(out).model.config.conv_padding == "wide"
 
 
 def test_train_cli_cross_validation_reports_mean_and_std_and_resumes(tmp_path, capsys):

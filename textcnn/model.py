@@ -23,10 +23,20 @@ Embedding modes (Kim's four CNN rows):
   are added, which is one convolution over the two channels stacked along
   the feature axis.
 
+Convolution padding (``TextCNNConfig.conv_padding``):
+
+* ``narrow`` (default, the paper's formula above): $n-h+1$ windows, all of
+  them inside the sentence;
+* ``wide`` (Kim's released Theano code): $h-1$ zero vectors on both sides of
+  the sentence, so $n+h-1$ windows, every one touching at least one real
+  word (:func:`wide_pad`); a word at the edge takes part in as many windows
+  as a word in the middle.
+
 Padding never changes a prediction: positions past a sentence's length are
 zeroed before the convolution and windows that start past
 $\\max(n-h, 0)$ are excluded from the max (a sentence shorter than $h$ is
-treated as padded with zero vectors up to $h$ words, whatever the batch).
+treated as padded with zero vectors up to $h$ words, whatever the batch);
+in ``wide`` mode this holds for the padded sentence of $n + 2(h-1)$ words.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MODES = ("rand", "static", "non-static", "multichannel")
+CONV_PADDINGS = ("narrow", "wide")
 
 
 @dataclass
@@ -54,11 +65,14 @@ class TextCNNConfig:
     mode: str = "rand"
     padding_idx: int = 0
     init_range: float = 0.25
+    conv_padding: str = "narrow"
 
     def __post_init__(self):
         self.window_sizes = tuple(int(h) for h in self.window_sizes)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
+        if self.conv_padding not in CONV_PADDINGS:
+            raise ValueError(f"conv_padding must be one of {CONV_PADDINGS}, got {self.conv_padding!r}.")
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}.")
         if not self.window_sizes or min(self.window_sizes) < 1:
@@ -104,6 +118,35 @@ def conv_max_over_time(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     last_start = (lengths - h).clamp(min=0)  # (B,) last valid window start
     valid = torch.arange(c.shape[-1], device=x.device)[None, :] <= last_start[:, None]  # (B, T'-h+1)
     return c.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=-1)  # (B, F)
+
+
+def wide_pad(x: torch.Tensor, lengths: torch.Tensor, h: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put $h-1$ zero vectors before and after every sentence (the wide convolution).
+
+    Sentence $b$ of $n$ words becomes
+    $\\tilde{\\mathbf{x}} = [\\mathbf{0}_{1:h-1}, \\mathbf{x}_{1:n}, \\mathbf{0}_{1:h-1}]$
+    of $\\tilde n = n + 2(h-1)$ words, so :func:`conv_max_over_time` on
+    $(\\tilde{\\mathbf{x}}, \\tilde n)$ computes
+
+    $$c_i = \\mathrm{ReLU}(\\mathbf{w} \\cdot \\tilde{\\mathbf{x}}_{i:i+h-1} + b), \\qquad
+      \\hat c = \\max_{0 \\le i \\le n+h-2} c_i,$$
+
+    the $n+h-1$ windows that hold at least one real word (window $i$ covers
+    words $i-h+1 \\dots i$ of the original sentence, 0-based). Words at
+    positions $\\ge n$ are zeroed first, so padding still never changes $\\hat c$.
+
+    Args:
+        x: word vectors ``(B, T, C)``.
+        lengths: ``(B,)`` real words $n \\ge 1$ per sentence.
+        h: the filter width.
+
+    Returns:
+        ``(B, T + 2(h-1), C)`` padded vectors and ``(B,)`` lengths $n + 2(h-1)$.
+    """
+    T = x.shape[1]
+    positions = torch.arange(T, device=x.device)
+    x = x * (positions[None, :] < lengths[:, None]).unsqueeze(-1).to(x.dtype)  # zero the padding
+    return F.pad(x, (0, 0, h - 1, h - 1)), lengths + 2 * (h - 1)  # (B, T + 2(h-1), C), (B,)
 
 
 class TextCNN(nn.Module):
@@ -155,7 +198,13 @@ class TextCNN(nn.Module):
     def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The pooled feature vector $\\mathbf{z} = [\\hat c_1, \\dots, \\hat c_m]$, ``(B, m)``."""
         x = self.embed(ids)  # (B, T, C)
-        pooled = [conv_max_over_time(x, conv.weight, conv.bias, lengths) for conv in self.convs]
+        pooled = []
+        for conv in self.convs:
+            if self.config.conv_padding == "wide":  # h-1 zero vectors on both sides
+                xw, nw = wide_pad(x, lengths, conv.weight.shape[-1])  # (B, T+2(h-1), C), (B,)
+                pooled.append(conv_max_over_time(xw, conv.weight, conv.bias, nw))
+            else:
+                pooled.append(conv_max_over_time(x, conv.weight, conv.bias, lengths))
         return torch.cat(pooled, dim=-1)  # (B, num_filters * len(window_sizes))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,8 @@ Protocol (Kim's, all defaults): texts cleaned with
 word of the training examples (``--min-count 1``); mini-batches of 50;
 Adadelta ($\\rho = 0.95$, $\\epsilon = 10^{-6}$, learning rate 1.0); 25
 epochs; after every update the max-norm constraint $s = 3$ on the output
-rows. The epoch with the best dev accuracy is kept (the earliest on ties),
+rows; the paper's narrow convolution (``--conv-padding wide`` pads every
+sentence with $h-1$ zero vectors on both sides, as Kim's released code). The epoch with the best dev accuracy is kept (the earliest on ties),
 and the test metrics reported are those of that epoch. Without ``--dev``,
 10% of the training data (stratified, seeded) is held out as dev. With
 ``--cv K`` the ``--train`` file is split into K stratified folds; each fold is
@@ -42,7 +43,7 @@ from minibert.classification_data import (ClassificationDataError, LabelMap, Voc
                                           clean_text_kim, dev_split, read_examples,
                                           stratified_kfold)
 from minibert.metrics import classification_metrics, plot_confusion_matrix
-from textcnn.model import MODES, TextCNN, TextCNNConfig, pad_batch
+from textcnn.model import CONV_PADDINGS, MODES, TextCNN, TextCNNConfig, pad_batch
 
 
 # ---------------------------------------------------------------------------
@@ -212,7 +213,8 @@ def train_run(train: EncodedSet, dev: EncodedSet, test: EncodedSet | None, vocab
     config = TextCNNConfig(vocab_size=len(vocab), num_classes=len(labels), mode=args.mode,
                            embedding_dim=vectors.shape[1] if vectors is not None else args.embedding_dim,
                            num_filters=args.num_filters, window_sizes=tuple(args.window_sizes),
-                           dropout=args.dropout, max_norm=args.max_norm)
+                           dropout=args.dropout, max_norm=args.max_norm,
+                           conv_padding=args.conv_padding)
     sparse = args.optimizer == "adadelta"
     model = TextCNN(config, vectors, sparse_embedding=sparse).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -288,7 +290,8 @@ def train_run(train: EncodedSet, dev: EncodedSet, test: EncodedSet | None, vocab
 def protocol(args) -> dict:
     """The settings that define a run, recorded in every ``results.json``."""
     return {k: getattr(args, k) for k in ("mode", "epochs", "batch_size", "optimizer", "lr", "seed",
-                                          "min_count", "dev_fraction", "cv", "bucket", "vectors")}
+                                          "min_count", "dev_fraction", "cv", "bucket", "vectors",
+                                          "conv_padding")}
 
 
 # ---------------------------------------------------------------------------
@@ -317,6 +320,9 @@ def build_parser(prog: str = "textcnn train") -> argparse.ArgumentParser:
     p.add_argument("--embedding-dim", type=int, default=300, help="word-vector size in rand mode")
     p.add_argument("--num-filters", type=int, default=100, help="feature maps per window size")
     p.add_argument("--window-sizes", type=int, nargs="+", default=[3, 4, 5], help="filter widths h")
+    p.add_argument("--conv-padding", choices=CONV_PADDINGS, default="narrow",
+                   help="narrow: the paper's n-h+1 windows inside the sentence; wide: h-1 zero vectors "
+                        "on both sides, n+h-1 windows (as Kim's released code)")
     p.add_argument("--dropout", type=float, default=0.5, help="dropout on the pooled features")
     p.add_argument("--max-norm", type=float, default=3.0, help="l2 max-norm s of each output row")
     p.add_argument("--min-count", type=int, default=1, help="keep training words seen at least this often")
