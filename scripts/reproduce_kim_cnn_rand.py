@@ -40,7 +40,10 @@ from pathlib import Path
 
 import torch
 
-from textcnn import train as textcnn_train
+# `python scripts/...` puts scripts/ first on sys.path, so `import textcnn` would find whatever copy is
+# installed (possibly another checkout); the reproduction must run this checkout's code.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from textcnn import train as textcnn_train  # noqa: E402
 
 KIM = {"mr": 76.1, "sst2": 82.7, "sst2-glue": 82.7}
 TARGET = {"mr": 75.5, "sst2": 82.0, "sst2-glue": 82.0}
