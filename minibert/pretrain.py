@@ -48,7 +48,6 @@ import contextlib
 import json
 import math
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -57,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from minibert.model import PRESETS, BertConfig, BertForPreTraining
-from minibert.pretraining_data import PretrainingDataset, create_nsp_examples, generator_for_epoch, iterate_batches
+from minibert.pretraining_data import PretrainingDataset, build_examples, generator_for_epoch, iterate_batches
 from minibert.tokenization import SentencePieceTokenizer, load_tokenizer
 from minibert.training_utils import (
     PRECISIONS,
@@ -214,21 +213,10 @@ def read_documents(path: str | os.PathLike, role: str) -> list[list[str]]:
     return docs
 
 
-def tokenize_documents(docs: list[list[str]], tokenizer) -> list[list[list[int]]]:
-    """Documents of sentences -> documents of token-id lists (empty sentences dropped)."""
-    out = []
-    for doc in docs:
-        ids = [tokenizer.text_to_ids(sentence) for sentence in doc]
-        ids = [s for s in ids if s]
-        if ids:
-            out.append(ids)
-    return out
-
-
 def build_dataset(docs, tokenizer, args, seed: int, role: str):
     """NSP pairs of a corpus wrapped in a masking ``PretrainingDataset``."""
     try:
-        examples = create_nsp_examples(tokenize_documents(docs, tokenizer), args.seq_len, random.Random(seed))
+        examples = build_examples(docs, tokenizer, args.seq_len, seed=seed)
     except ValueError as exc:
         raise PretrainError(f"the {role} corpus cannot give sentence pairs: {exc}".rstrip(".") + ".") from None
     if len(examples) == 0:

@@ -309,15 +309,28 @@ class PretrainingDataset:
                     mlm_labels=labels, nsp_labels=self.nsp_labels[indices])
 
 
+def tokenize_documents(documents: Sequence[Sequence[str]], tokenizer) -> list[list[list[int]]]:
+    """Documents of sentence strings -> documents of token-id lists, via ``tokenizer.text_to_ids``.
+
+    Sentences that give no token, and documents left empty, are dropped.
+    """
+    out = []
+    for doc in documents:
+        ids = [s for s in (tokenizer.text_to_ids(sentence) for sentence in doc) if s]
+        if ids:
+            out.append(ids)
+    return out
+
+
 def build_examples(documents: Sequence[Sequence[str]], tokenizer, max_seq_length: int, seed: int = 0,
                    short_seq_prob: float = 0.1, nsp_prob: float = 0.5) -> list[NspExample]:
-    """Tokenise documents of sentence strings with ``tokenizer.text_to_ids`` and cut them into NSP pairs.
+    """Tokenise documents of sentence strings (:func:`tokenize_documents`) and cut them into NSP pairs.
 
-    Convenience for the training loop: ``documents`` as returned by
-    :func:`minibert.wikitext.documents`; the pairs depend only on ``seed``.
+    ``documents`` as returned by :func:`minibert.wikitext.documents`; the pairs
+    depend only on ``seed``.
     """
-    tokenised = [[tokenizer.text_to_ids(sentence) for sentence in doc] for doc in documents]
-    return create_nsp_examples(tokenised, max_seq_length, random.Random(seed), short_seq_prob, nsp_prob)
+    return create_nsp_examples(tokenize_documents(documents, tokenizer), max_seq_length, random.Random(seed),
+                               short_seq_prob, nsp_prob)
 
 
 def generator_for_epoch(seed: int, epoch: int) -> torch.Generator:

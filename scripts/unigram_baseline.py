@@ -38,8 +38,8 @@ from types import SimpleNamespace
 
 import torch
 
-from minibert.pretrain import (CHECKPOINT, IGNORE_INDEX, build_dataset, fixed_valid_batches, read_documents,
-                               tokenize_documents)
+from minibert.pretrain import CHECKPOINT, IGNORE_INDEX, build_dataset, fixed_valid_batches, read_documents
+from minibert.pretraining_data import tokenize_documents
 from minibert.tokenization import load_tokenizer
 
 

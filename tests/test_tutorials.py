@@ -9,7 +9,6 @@ in a temporary working folder, with torch's print options fixed.
 from __future__ import annotations
 
 import doctest
-import os
 import re
 from pathlib import Path
 
