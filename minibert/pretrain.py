@@ -53,7 +53,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from minibert.model import PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import PretrainingDataset, build_examples, generator_for_epoch, iterate_batches
@@ -266,27 +265,26 @@ def training_stream(dataset, global_batch: int, seed: int, epoch: int, skip: int
 def pretraining_sums(model, batch: dict) -> dict:
     """Forward one batch; return the *summed* MLM/NSP losses and counts (to be divided globally).
 
-    ``mlm_logits`` may be sparse, ``(N_masked, V)`` in row-major order of the
-    masked positions, or dense ``(B, T, V)``; both are reduced to the masked
-    positions $i \\in M$ before the cross-entropy.
+    The model decodes only the masked positions and computes each mean
+    cross-entropy once; the sums are mean x count,
+    $\sum_{i \in M} \ell_i = |M| \cdot \bar\ell$, so no loss is computed twice.
+    ``mlm_logits`` is ``(N_masked, V)``, aligned with ``labels[labels != -100]``.
     """
     labels = batch["mlm_labels"]                                        # (B, T), -100 = not predicted
-    out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                attention_mask=batch["attention_mask"], mlm_labels=labels)
-    masked = labels != IGNORE_INDEX
-    mlm_logits = out["mlm_logits"]
-    if mlm_logits.dim() == 3:                                           # dense (B, T, V)
-        mlm_logits = mlm_logits[masked]
-    mlm_logits = mlm_logits.float()                                     # (N_masked, V)
-    targets = labels[masked]                                            # (N_masked,)
-    nsp_logits = out["nsp_logits"].float()                              # (B, 2)
     nsp_labels = batch["nsp_labels"]                                    # (B,)
+    out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                attention_mask=batch["attention_mask"], mlm_labels=labels, nsp_labels=nsp_labels)
+    targets = labels[labels != IGNORE_INDEX]                            # (N_masked,)
+    n_masked = torch.tensor(targets.numel(), device=labels.device)
+    # a batch with nothing masked has a NaN mean; its sum is 0
+    mlm_loss_sum = torch.where(n_masked > 0, out["mlm_loss"].float() * n_masked, torch.zeros_like(n_masked,
+                               dtype=torch.float32))
     return {
-        "mlm_loss_sum": F.cross_entropy(mlm_logits, targets, reduction="sum"),
-        "mlm_correct": (mlm_logits.argmax(-1) == targets).sum(),
-        "mlm_count": masked.sum(),
-        "nsp_loss_sum": F.cross_entropy(nsp_logits, nsp_labels, reduction="sum"),
-        "nsp_correct": (nsp_logits.argmax(-1) == nsp_labels).sum(),
+        "mlm_loss_sum": mlm_loss_sum,
+        "mlm_correct": (out["mlm_logits"].argmax(-1) == targets).sum(),
+        "mlm_count": n_masked,
+        "nsp_loss_sum": out["nsp_loss"].float() * nsp_labels.numel(),
+        "nsp_correct": (out["nsp_logits"].argmax(-1) == nsp_labels).sum(),
         "nsp_count": torch.tensor(nsp_labels.numel(), device=nsp_labels.device),
     }
 
