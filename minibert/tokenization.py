@@ -436,14 +436,7 @@ class WordPieceTokenizer(_Tokenizer):
         path = Path(path)
         if path.is_dir():
             path = path / VOCAB_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"vocabulary file {path} does not exist; pass the path of a BERT vocab.txt")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"vocabulary file {path} is not UTF-8 (byte at offset {exc.start}); "
-                             f"re-encode it as UTF-8") from None
-        tokens = text.split("\n")
+        tokens = read_utf8(path, "vocabulary file (a BERT vocab.txt)").split("\n")
         if tokens and tokens[-1] == "":
             tokens.pop()  # the final newline
         return cls([t.rstrip("\r") for t in tokens], do_lower_case=do_lower_case, where=f"vocabulary file {path}")
