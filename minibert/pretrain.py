@@ -263,7 +263,7 @@ def training_stream(dataset, global_batch: int, seed: int, epoch: int, skip: int
 
 
 def pretraining_sums(model, batch: dict) -> dict:
-    """Forward one batch; return the *summed* MLM/NSP losses and counts (to be divided globally).
+    r"""Forward one batch; return the *summed* MLM/NSP losses and counts (to be divided globally).
 
     The model decodes only the masked positions and computes each mean
     cross-entropy once; the sums are mean x count,
