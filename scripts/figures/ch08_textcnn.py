@@ -83,7 +83,7 @@ def top_ngrams(classifier, sentences, filters_per_class=4, ngrams_per_filter=3):
 
 
 def ngram_contributions(classifier, sentences, top=8):
-    """The n-grams that push the logit difference most towards each class (binary models).
+    r"""The n-grams that push the logit difference most towards each class (binary models).
 
     For a sentence, filter $f$ (window $h$) fires most at one window; it adds
     $\hat c_f (w_{1,f} - w_{0,f})$ to $y_1 - y_0$. Summing these over the
