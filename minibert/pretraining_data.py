@@ -19,6 +19,11 @@ Two ideas, as in Devlin et al. (2019) and their reference data generator:
 :class:`PretrainingDataset` turns pairs into padded id tensors once;
 :func:`iterate_batches` then only gathers rows and masks them in torch, which
 is what makes the pipeline much faster than the model that consumes it.
+
+Pairs are *dynamic* too (:class:`EpochPairs`): every epoch cuts the documents
+into new pairs with a generator seeded by (seed, epoch) — new split points,
+new random partners — the reference generator's ``dupe_factor`` done on the
+fly, still a pure function of (seed, epoch) so a resumed run sees the same data.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ class NspExample:
     """One sentence pair: token ids of A and B, the NSP label, and where each side came from.
 
     ``is_random_next`` is True when B was drawn from another document (NSP
-    label 1), False when B really follows A (label 0). ``document_a`` and
-    ``document_b`` are indices into the ``documents`` list.
+    label 1), False when B really follows A (label 0). For sentence-order
+    pairs (:func:`create_sop_examples`) it is True when A and B were swapped.
+    ``document_a`` and ``document_b`` are indices into the ``documents`` list.
     """
 
     tokens_a: list[int]
@@ -51,7 +57,7 @@ class NspExample:
 
     @property
     def nsp_label(self) -> int:
-        """0 = B follows A, 1 = B is random (transformers' convention)."""
+        """0 = B follows A, 1 = B is random or, for SOP, swapped (transformers' convention)."""
         return int(self.is_random_next)
 
 
@@ -140,6 +146,61 @@ def create_nsp_examples(documents: Sequence[Sequence[Sequence[int]]], max_seq_le
                 chunk, length = [], 0
             i += 1
     return examples
+
+
+def create_sop_examples(documents: Sequence[Sequence[Sequence[int]]], max_seq_length: int, rng: random.Random,
+                        short_seq_prob: float = 0.1, swap_prob: float = 0.5) -> list[NspExample]:
+    r"""Cut documents into sentence-ORDER pairs (ALBERT, Lan et al. 2020): B is always A's continuation.
+
+    Chunks are collected exactly as in :func:`create_nsp_examples` (target
+    length $t$, split at a random sentence boundary $k$), but B is never taken
+    from another document: with probability ``swap_prob`` the two segments are
+    exchanged, giving ``[CLS] B [SEP] A [SEP]`` and label 1 ("swapped");
+    otherwise label 0. A chunk of a single sentence (which NSP would pair with
+    a random B) is cut inside the sentence at a random token boundary
+    $j \sim U\{1, \dots, n-1\}$; a one-token sentence gives no pair. Both
+    labels therefore come from the *same* text, so the topic cannot tell them
+    apart — only the order can. ``document_a == document_b`` always.
+    """
+    if max_seq_length < 5:
+        raise ValueError(f"max_seq_length must be at least 5 ([CLS] a [SEP] b [SEP]), got {max_seq_length}.")
+    docs = [[list(s) for s in doc if len(s) > 0] for doc in documents]
+    if not any(docs):
+        raise ValueError("sentence-order pairs need at least one non-empty document, got none.")
+    max_num_tokens = max_seq_length - 3
+    examples: list[NspExample] = []
+    for doc_index, document in enumerate(docs):
+        if not document:
+            continue
+        target = max_num_tokens
+        if rng.random() < short_seq_prob:
+            target = rng.randint(2, max_num_tokens)
+        chunk: list[list[int]] = []
+        length = 0
+        for i, sentence in enumerate(document):
+            chunk.append(sentence)
+            length += len(sentence)
+            if i == len(document) - 1 or length >= target:
+                if len(chunk) >= 2:
+                    a_end = rng.randint(1, len(chunk) - 1)
+                    tokens_a = [t for s in chunk[:a_end] for t in s]
+                    tokens_b = [t for s in chunk[a_end:] for t in s]
+                elif len(chunk[0]) >= 2:
+                    cut = rng.randint(1, len(chunk[0]) - 1)
+                    tokens_a, tokens_b = list(chunk[0][:cut]), list(chunk[0][cut:])
+                else:
+                    chunk, length = [], 0
+                    continue
+                swapped = rng.random() < swap_prob
+                if swapped:
+                    tokens_a, tokens_b = tokens_b, tokens_a
+                truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+                examples.append(NspExample(tokens_a, tokens_b, swapped, doc_index, doc_index))
+                chunk, length = [], 0
+    return examples
+
+
+PAIR_OBJECTIVES = {"nsp": create_nsp_examples, "sop": create_sop_examples}
 
 
 # --------------------------------------------------------------------------- masking
@@ -323,14 +384,66 @@ def tokenize_documents(documents: Sequence[Sequence[str]], tokenizer) -> list[li
 
 
 def build_examples(documents: Sequence[Sequence[str]], tokenizer, max_seq_length: int, seed: int = 0,
-                   short_seq_prob: float = 0.1, nsp_prob: float = 0.5) -> list[NspExample]:
-    """Tokenise documents of sentence strings (:func:`tokenize_documents`) and cut them into NSP pairs.
+                   short_seq_prob: float = 0.1, nsp_prob: float = 0.5, objective: str = "nsp") -> list[NspExample]:
+    """Tokenise documents of sentence strings (:func:`tokenize_documents`) and cut them into pairs.
 
     ``documents`` as returned by :func:`minibert.wikitext.documents`; the pairs
-    depend only on ``seed``.
+    depend only on ``seed``. ``objective`` is ``"nsp"`` (:func:`create_nsp_examples`,
+    ``nsp_prob`` = share of random B) or ``"sop"`` (:func:`create_sop_examples`,
+    ``nsp_prob`` = share of swapped pairs).
     """
-    return create_nsp_examples(tokenize_documents(documents, tokenizer), max_seq_length, random.Random(seed),
-                               short_seq_prob, nsp_prob)
+    return _pair_function(objective)(tokenize_documents(documents, tokenizer), max_seq_length,
+                                     random.Random(seed), short_seq_prob, nsp_prob)
+
+
+def _pair_function(objective: str):
+    if objective not in PAIR_OBJECTIVES:
+        raise ValueError(f"unknown pair objective {objective!r}; choose one of {', '.join(PAIR_OBJECTIVES)}.")
+    return PAIR_OBJECTIVES[objective]
+
+
+def pair_seed_for_epoch(seed: int, epoch: int) -> int:
+    """The seed of the ``random.Random`` that cuts epoch ``epoch``'s pairs: a function of (seed, epoch) only."""
+    return seed * 1_000_003 + epoch
+
+
+class EpochPairs:
+    """Training pairs that are cut afresh from the documents every epoch (dynamic pairs).
+
+    ``documents`` are token-id documents (:func:`tokenize_documents`).
+    :meth:`dataset` ``(epoch)`` returns the :class:`PretrainingDataset` of the
+    pairs cut with ``random.Random(pair_seed_for_epoch(seed, epoch))``: new
+    split points, new targets, new random partners each epoch, so over $E$
+    epochs the model sees up to $E$ times as many distinct pairs (and
+    negatives) as with pairs cut once. With ``dynamic=False`` every epoch
+    reuses the pairs of epoch 0 (the static pairs of the reference generator
+    with ``dupe_factor = 1``). The last dataset is cached; the pair count may
+    differ slightly from one epoch to the next.
+    """
+
+    def __init__(self, documents: Sequence[Sequence[Sequence[int]]], tokenizer, seq_len: int, seed: int,
+                 mlm_probability: float = 0.15, whole_word_mask: bool = False, objective: str = "nsp",
+                 dynamic: bool = True, short_seq_prob: float = 0.1, nsp_prob: float = 0.5):
+        self._make_pairs = _pair_function(objective)
+        self.documents, self.tokenizer, self.seq_len, self.seed = documents, tokenizer, seq_len, seed
+        self.mlm_probability, self.whole_word_mask, self.dynamic = mlm_probability, whole_word_mask, dynamic
+        self.short_seq_prob, self.nsp_prob = short_seq_prob, nsp_prob
+        self._cached: tuple[int, PretrainingDataset] | None = None
+
+    def examples(self, epoch: int) -> list[NspExample]:
+        """The pairs of epoch ``epoch`` (those of epoch 0 when not dynamic)."""
+        epoch = epoch if self.dynamic else 0
+        rng = random.Random(pair_seed_for_epoch(self.seed, epoch))
+        return self._make_pairs(self.documents, self.seq_len, rng, self.short_seq_prob, self.nsp_prob)
+
+    def dataset(self, epoch: int) -> PretrainingDataset:
+        """The padded, maskable dataset of epoch ``epoch``'s pairs."""
+        key = epoch if self.dynamic else 0
+        if self._cached is None or self._cached[0] != key:
+            data = PretrainingDataset(self.examples(key), self.tokenizer, self.seq_len, self.mlm_probability,
+                                      self.whole_word_mask)
+            self._cached = (key, data)
+        return self._cached[1]
 
 
 def generator_for_epoch(seed: int, epoch: int) -> torch.Generator:

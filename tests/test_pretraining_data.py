@@ -17,8 +17,8 @@ import random
 import pytest
 import torch
 
-from minibert.pretraining_data import (IGNORE_INDEX, NspExample, PretrainingDataset, batches_per_epoch,
-                                       build_examples, generator_for_epoch, iterate_batches)
+from minibert.pretraining_data import (IGNORE_INDEX, EpochPairs, NspExample, PretrainingDataset, batches_per_epoch,
+                                       build_examples, create_sop_examples, generator_for_epoch, iterate_batches)
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 SPECIALS = {PAD, UNK, CLS, SEP, MASK}
@@ -264,6 +264,73 @@ def test_nsp_needs_two_documents(lib):
     """One document cannot provide random next sentences: a clear ValueError."""
     with pytest.raises(ValueError, match="at least 2"):
         lib.create_nsp_examples([[[5, 6], [7, 8]]], 16, random.Random(0))
+
+
+# --------------------------------------------------------------------------- sentence-order pairs (ALBERT)
+
+def test_sop_pairs_are_one_documents_text_in_order_or_swapped():
+    """SOP: A and B come from the same document; label 0 = B follows A, label 1 = A follows B."""
+    docs = positional_documents(6, (1, 12), (1, 15), seed=11)
+    examples = create_sop_examples(docs, 48, random.Random(12))
+    assert examples
+    for e in examples:
+        doc_a = {t // 100000 for t in e.tokens_a}
+        doc_b = {t // 100000 for t in e.tokens_b}
+        assert doc_a == doc_b and len(doc_a) == 1 and e.document_a == e.document_b, "SOP mixes documents"
+        assert len(e.tokens_a) + len(e.tokens_b) + 3 <= 48 and e.tokens_a and e.tokens_b
+        if e.nsp_label == 0:
+            assert max(e.tokens_a) < min(e.tokens_b), "label 0 but B does not come after A"
+        else:
+            assert max(e.tokens_b) < min(e.tokens_a), "label 1 (swapped) but A does not come after B"
+
+
+def test_sop_swaps_half_of_the_pairs_and_uses_text_once():
+    """swap_prob 0.5 -> 50% label 1 (5 binomial SE); each piece of text is used at most once."""
+    docs = positional_documents(40, 300, (5, 25), seed=13)
+    examples = create_sop_examples(docs, 64, random.Random(14), short_seq_prob=0.0)
+    n = len(examples)
+    frac = sum(e.nsp_label for e in examples) / n
+    assert abs(frac - 0.5) <= binomial_tolerance(0.5, n), f"{frac:.4f} of {n} SOP pairs swapped"
+    tokens = [t for e in examples for t in e.tokens_a + e.tokens_b]
+    assert len(tokens) == len(set(tokens)), "a token appears in two SOP pairs (text reused)"
+    per_doc = sum(len(s) for s in docs[0])
+    covered = sum(1 for t in tokens if t // 100000 == 0) / per_doc
+    assert covered > 0.8, f"SOP pairs cover only {covered:.0%} of document 0's tokens (truncation aside)"
+
+
+def test_sop_cuts_a_single_sentence_chunk_inside_the_sentence():
+    """A chunk of one long sentence has no sentence boundary: SOP cuts it between two of its tokens."""
+    docs = [[list(range(10, 40))]]  # one document, one 30-token sentence, budget 61
+    (e,) = create_sop_examples(docs, 64, random.Random(0), short_seq_prob=0.0)
+    first, second = (e.tokens_b, e.tokens_a) if e.nsp_label else (e.tokens_a, e.tokens_b)
+    assert first + second == list(range(10, 40)), f"A={e.tokens_a} B={e.tokens_b} label={e.nsp_label}"
+
+
+# --------------------------------------------------------------------------- pairs re-drawn every epoch
+
+def test_epoch_pairs_are_cut_afresh_every_epoch_and_reproducibly():
+    """Dynamic pairs differ between epochs, are equal for the same (seed, epoch); static pairs never change."""
+    docs = positional_documents(20, (2, 20), (2, 12), seed=15)
+    key = lambda examples: [(tuple(e.tokens_a), tuple(e.tokens_b), e.nsp_label) for e in examples]
+    dynamic = EpochPairs(docs, FakeTokenizer(), 32, seed=3)
+    again = EpochPairs(docs, FakeTokenizer(), 32, seed=3)
+    assert key(dynamic.examples(1)) == key(again.examples(1)), "the pairs of an epoch depend on more than (seed, epoch)"
+    epochs = [set(key(dynamic.examples(e))) for e in range(3)]
+    shared = len(epochs[0] & epochs[1]) / len(epochs[0])
+    assert shared < 0.5, f"{shared:.0%} of epoch 0's pairs reappear in epoch 1"
+    static = EpochPairs(docs, FakeTokenizer(), 32, seed=3, dynamic=False)
+    assert key(static.examples(0)) == key(static.examples(5))
+    assert static.dataset(0) is static.dataset(7), "static pairs are rebuilt"
+    assert torch.equal(dynamic.dataset(2).input_ids, again.dataset(2).input_ids)
+
+
+def test_epoch_pairs_serve_sop_pairs_with_the_sop_objective():
+    """objective='sop' cuts sentence-order pairs: both segments from one document."""
+    docs = positional_documents(10, (2, 20), (2, 12), seed=16)
+    pairs = EpochPairs(docs, FakeTokenizer(), 32, seed=4, objective="sop")
+    assert all(e.document_a == e.document_b for e in pairs.examples(2))
+    with pytest.raises(ValueError, match="unknown pair objective"):
+        EpochPairs(docs, FakeTokenizer(), 32, seed=4, objective="nope")
 
 
 # --------------------------------------------------------------------------- dataset and batches
