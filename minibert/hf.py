@@ -440,7 +440,8 @@ def main(argv: list[str] | None = None, prog: str = "minibert export") -> int:
     parser.add_argument("--format", choices=["safetensors", "bin"], default="safetensors",
                         help="weights file: model.safetensors (default) or pytorch_model.bin")
     parser.add_argument("--tokenizer", default=None,
-                        help="optional tokenizer folder whose files (e.g. vocab.txt) are copied into --out")
+                        help="optional tokenizer folder whose files (e.g. vocab.txt) are copied into --out; "
+                             "a SentencePiece one also gets tokenizer.json for transformers' AutoTokenizer")
     args = parser.parse_args(argv)
     try:
         model = load_checkpoint(args.checkpoint)
@@ -457,6 +458,14 @@ def main(argv: list[str] | None = None, prog: str = "minibert export") -> int:
         for file in source.iterdir():
             if file.is_file() and file.name != "config.json":
                 shutil.copy(file, folder / file.name)
+        from minibert.tokenization import SentencePieceTokenizer, load_tokenizer, save_for_transformers
+
+        try:
+            tokenizer = load_tokenizer(source)
+        except (FileNotFoundError, ValueError):
+            tokenizer = None   # not a minibert tokenizer folder: its files are copied as they are
+        if isinstance(tokenizer, SentencePieceTokenizer):   # + tokenizer.json, so AutoTokenizer loads it
+            save_for_transformers(tokenizer, folder, model.config.max_position_embeddings)
     print(f"wrote {folder} ({HF_CLASS_NAMES[type(target)]}, "
           f"{sum(p.numel() for p in target.parameters()):,} parameters)")
     return 0

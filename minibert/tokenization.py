@@ -713,6 +713,183 @@ class SentencePieceTokenizer(_Tokenizer):
         return cls(path.read_bytes(), where=f"SentencePiece model {path}")
 
 
+# ----------------------------------------------------------------------------
+# SentencePiece as a transformers tokenizer (tokenizer.json)
+# ----------------------------------------------------------------------------
+#
+# ``transformers.AutoTokenizer`` loads a folder through the ``tokenizers``
+# library's ``tokenizer.json``: a pipeline normalizer -> pre-tokenizer -> model
+# -> post-processor. SentencePiece does the same steps inside one binary
+# ``.model`` file (a protobuf), so writing ``tokenizer.json`` means reading
+# that file and saying each step in ``tokenizers``' words:
+#
+# =====================  =========================================  ==================================
+# SentencePiece          what it does                               tokenizer.json
+# =====================  =========================================  ==================================
+# normalizer_spec        nmt_nfkc: NFKC plus a few rules, compiled  ``Precompiled`` (the same table),
+#                        into a character map stored in the model   then ``Strip`` and ``Replace``
+# remove_extra_white...  drop leading/trailing spaces, squeeze runs   ``Strip``, ``Replace(" {2,}", " ")``
+# add_dummy_prefix,      " " -> "▁", and a "▁" before the text       ``Metaspace`` (prepend always)
+# escape_whitespaces
+# pieces + scores        unigram model, Viterbi segmentation        ``Unigram`` with [piece, score]
+# (our specials 0..4)    [PAD] [UNK] and control [CLS] [SEP] [MASK] ``added_tokens`` (special)
+# (minibert's encode)    [CLS] A [SEP] B [SEP], token types 0 / 1   ``TemplateProcessing``
+# =====================  =========================================  ==================================
+
+HF_TOKENIZER_FILE = "tokenizer.json"
+HF_TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+HF_SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A protobuf base-128 varint at ``data[pos:]``: (value, position after it)."""
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _protobuf_fields(data: bytes) -> list[tuple[int, int, object]]:
+    """The top-level fields of a protobuf message as ``(field_number, wire_type, value)``.
+
+    Wire types: 0 varint (int), 1 fixed 64 bits (bytes), 2 length-delimited
+    (bytes: a string, bytes or a nested message), 5 fixed 32 bits (bytes).
+    """
+    fields, pos = [], 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _read_varint(data, pos)
+        elif wire == 1:
+            value, pos = data[pos:pos + 8], pos + 8
+        elif wire == 2:
+            length, pos = _read_varint(data, pos)
+            value, pos = data[pos:pos + length], pos + length
+        elif wire == 5:
+            value, pos = data[pos:pos + 4], pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} in field {number}")
+        fields.append((number, wire, value))
+    return fields
+
+
+def sentencepiece_normalizer_spec(model_proto: bytes) -> dict:
+    """The ``normalizer_spec`` of a SentencePiece model file (field 3 of its ``ModelProto``).
+
+    Returns ``name`` (e.g. ``"nmt_nfkc"``), ``precompiled_charsmap`` (bytes:
+    the normalisation rules compiled into a character map), and the booleans
+    ``add_dummy_prefix``, ``remove_extra_whitespaces``, ``escape_whitespaces``
+    (SentencePiece's defaults, true, when the file omits them).
+    """
+    spec = {"name": "", "precompiled_charsmap": b"", "add_dummy_prefix": True,
+            "remove_extra_whitespaces": True, "escape_whitespaces": True}
+    names = {1: "name", 2: "precompiled_charsmap", 3: "add_dummy_prefix", 4: "remove_extra_whitespaces",
+             5: "escape_whitespaces"}
+    for number, _, value in _protobuf_fields(model_proto):
+        if number != 3:
+            continue
+        for inner, _, inner_value in _protobuf_fields(value):
+            key = names.get(inner)
+            if key == "name":
+                spec[key] = inner_value.decode("utf-8")
+            elif key == "precompiled_charsmap":
+                spec[key] = bytes(inner_value)
+            elif key is not None:
+                spec[key] = bool(inner_value)
+    return spec
+
+
+def sentencepiece_to_tokenizer_json(tokenizer: "SentencePieceTokenizer") -> dict:
+    """The ``tokenizers`` pipeline (``tokenizer.json`` as a dict) that encodes like ``tokenizer``.
+
+    Model: ``Unigram`` with every piece and its log-probability score
+    $\\log p(x_i)$, so Viterbi finds the same $\\arg\\max_x \\sum_i \\log p(x_i)$;
+    ``[UNK]`` is ``unk_id``. Normalizer: SentencePiece's own compiled
+    character map (``Precompiled``), then strip the ends and squeeze runs of
+    spaces (``remove_extra_whitespaces``). Pre-tokenizer: ``Metaspace``
+    (spaces become ``▁``, one ``▁`` is put in front). Post-processor:
+    ``[CLS] A [SEP]`` and ``[CLS] A [SEP] B [SEP]`` with token type ids 0 on
+    ``[CLS] A [SEP]`` and 1 on ``B [SEP]``. The five specials are added
+    tokens, so ``"[MASK]"`` written in a text is one token, as in minibert.
+    """
+    import base64
+
+    spec = sentencepiece_normalizer_spec(tokenizer.model_proto)
+    if not spec["escape_whitespaces"]:
+        raise ValueError("this SentencePiece model does not escape white space as ▁; "
+                         "it cannot be written as a Metaspace tokenizer.json")
+    normalizers = []
+    if spec["precompiled_charsmap"]:
+        normalizers.append({"type": "Precompiled",
+                            "precompiled_charsmap": base64.b64encode(spec["precompiled_charsmap"]).decode("ascii")})
+    if spec["remove_extra_whitespaces"]:
+        normalizers += [{"type": "Strip", "strip_left": True, "strip_right": True},
+                        {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]
+    metaspace = {"type": "Metaspace", "replacement": "\u2581",
+                 "prepend_scheme": "always" if spec["add_dummy_prefix"] else "never", "split": True}
+    sp = tokenizer.sp
+    vocab = [[tokenizer.convert_ids_to_tokens([i])[0], 0.0 if sp.is_control(i) or sp.is_unknown(i)
+              else float(sp.get_score(i))] for i in range(tokenizer.vocab_size)]
+    special_ids = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id]
+    added = [{"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, token in zip(special_ids, SPECIAL_TOKENS)]
+
+    def piece(kind: str, name: str, type_id: int) -> dict:
+        return {kind: {"id": name, "type_id": type_id}}
+
+    post = {
+        "type": "TemplateProcessing",
+        "single": [piece("SpecialToken", CLS, 0), piece("Sequence", "A", 0), piece("SpecialToken", SEP, 0)],
+        "pair": [piece("SpecialToken", CLS, 0), piece("Sequence", "A", 0), piece("SpecialToken", SEP, 0),
+                 piece("Sequence", "B", 1), piece("SpecialToken", SEP, 1)],
+        "special_tokens": {t: {"id": t, "ids": [i], "tokens": [t]}
+                           for t, i in ((CLS, tokenizer.cls_id), (SEP, tokenizer.sep_id))},
+    }
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": normalizers} if normalizers else None,
+        "pre_tokenizer": metaspace,
+        "post_processor": post,
+        "decoder": dict(metaspace),
+        "model": {"type": "Unigram", "unk_id": tokenizer.unk_id, "vocab": vocab, "byte_fallback": False},
+    }
+
+
+def save_for_transformers(tokenizer: "SentencePieceTokenizer", folder, model_max_length: int = 512) -> Path:
+    """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json`` into ``folder``.
+
+    ``transformers.AutoTokenizer.from_pretrained(folder)`` then builds a fast
+    tokenizer that gives the ids of ``tokenizer.encode`` (checked on every line
+    of WikiText-2 valid and test in ``tests/test_sentencepiece.py``), with
+    BERT's special tokens named, so ``pipeline("fill-mask")`` finds ``[MASK]``.
+    ``model_max_length``: the longest input the model takes (its
+    ``max_position_embeddings``). The files our own loader reads are not touched.
+    """
+    if not isinstance(tokenizer, SentencePieceTokenizer):
+        raise TypeError(f"save_for_transformers writes SentencePiece tokenizers, got a {type(tokenizer).__name__}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = {"pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": int(model_max_length),
+              "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
+              "clean_up_tokenization_spaces": False, **specials}
+    files = {HF_TOKENIZER_FILE: sentencepiece_to_tokenizer_json(tokenizer),
+             HF_TOKENIZER_CONFIG_FILE: config, HF_SPECIAL_TOKENS_MAP_FILE: specials}
+    for name, content in files.items():
+        tmp = folder / (name + ".tmp")
+        tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, folder / name)
+    return folder
+
+
 def load_tokenizer(folder):
     """Load the tokenizer saved in ``folder``, whichever kind it is (see ``minibert_tokenizer.json``)."""
     folder = Path(folder)
@@ -740,4 +917,5 @@ __all__ = [
     "SPECIAL_TOKENS", "WordPieceTokenizer", "SentencePieceTokenizer", "load_tokenizer",
     "basic_tokenize", "normalize_text", "wordpiece_tokenize", "build_wordpiece_vocab",
     "is_punctuation", "is_cjk_character",
+    "sentencepiece_normalizer_spec", "sentencepiece_to_tokenizer_json", "save_for_transformers",
 ]

@@ -15,6 +15,7 @@ import time
 import pytest
 import torch
 
+from helpers import require_reference
 from minibert.tokenization import SPECIAL_TOKENS, SentencePieceTokenizer, load_tokenizer
 
 WORDS = ("the cat sat on mat dog ran quickly under table while birds sang loudly outside "
@@ -174,3 +175,101 @@ def test_wikitext_vocabulary_trains_fast_deterministically_and_round_trips(data_
     assert exact / len(test_lines) >= 0.95, message
     assert n_unk / n_tokens <= 0.001, message
     assert seconds < 60, message
+
+
+# ---------------------------------------------------------------------------
+# SentencePiece as a transformers tokenizer (tokenizer.json)
+# ---------------------------------------------------------------------------
+
+def test_normalizer_spec_is_read_from_the_model_file(sp):
+    """Our protobuf reader finds nmt_nfkc, its compiled character map and the white-space rules."""
+    from minibert.tokenization import sentencepiece_normalizer_spec
+
+    spec = sentencepiece_normalizer_spec(sp.model_proto)
+    assert spec["name"] == "nmt_nfkc", spec["name"]
+    assert len(spec["precompiled_charsmap"]) > 1000, len(spec["precompiled_charsmap"])
+    assert spec["add_dummy_prefix"] and spec["remove_extra_whitespaces"] and spec["escape_whitespaces"]
+
+
+def test_tokenizer_json_encodes_single_texts_pairs_and_literal_specials_like_minibert(sp, tmp_path):
+    """tokenizers' Tokenizer from our tokenizer.json: same ids and token types as sp.encode, [MASK] kept whole."""
+    tokenizers = require_reference("tokenizers")
+    from minibert.tokenization import save_for_transformers
+
+    save_for_transformers(sp, tmp_path, model_max_length=64)
+    theirs = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    texts = ["the cat sat on the mat .", "  the   dog ran  quickly ", "the [MASK] sat on mat .",
+             "birds sang loudly outside, the window!", "zebra ü é 42"]
+    for text in texts:
+        assert theirs.encode(text).ids == sp.encode(text)["input_ids"], text
+    mine = sp.encode(texts[0], pair=texts[2])
+    encoding = theirs.encode(texts[0], texts[2])
+    assert (encoding.ids, encoding.type_ids) == (mine["input_ids"], mine["token_type_ids"])
+    assert sp.mask_id in encoding.ids and encoding.ids.count(sp.mask_id) == 1
+
+
+@pytest.fixture(scope="module")
+def wikitext_tokenizer(data_dir, tmp_path_factory):
+    """The tiny preset's 8,000 pieces, trained as `minibert pretrain` does: on the detokenised sentences."""
+    from minibert.pretrain import read_documents
+
+    docs = read_documents(data_dir / "wikitext-2-raw" / "wiki.valid.raw", "train")
+    return SentencePieceTokenizer.train([s for d in docs for s in d], vocab_size=8000, seed=0,
+                                        folder=tmp_path_factory.mktemp("wikitext_sp"))
+
+
+def _wikitext_lines(data_dir) -> list[str]:
+    return [line for name in ("wiki.valid.raw", "wiki.test.raw")
+            for line in (data_dir / "wikitext-2-raw" / name).read_text(encoding="utf-8").split("\n")]
+
+
+@pytest.mark.slow
+def test_autotokenizer_on_the_export_gives_minibert_ids_on_every_wikitext_line(data_dir, wikitext_tokenizer, tmp_path):
+    """transformers.AutoTokenizer(folder) == our encode on all 8,120 lines of WikiText-2 valid + test, and on pairs."""
+    transformers = require_reference("transformers")
+    from minibert.tokenization import save_for_transformers
+
+    ours = wikitext_tokenizer
+    save_for_transformers(ours, tmp_path, model_max_length=128)
+    theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    lines = _wikitext_lines(data_dir)
+    got = theirs(lines)
+    wrong = [i for i, line in enumerate(lines)
+             if got["input_ids"][i] != ours.encode(line)["input_ids"]]
+    assert not wrong, (f"{len(wrong)} of {len(lines)} lines differ, first {lines[wrong[0]][:80]!r}: "
+                       f"ours {ours.encode(lines[wrong[0]])['input_ids'][:12]}, "
+                       f"theirs {got['input_ids'][wrong[0]][:12]}")
+    a, b = lines[1:-1:7], lines[2::7]
+    pairs = theirs(a, b[:len(a)])
+    for i, (x, y) in enumerate(zip(a, b)):
+        mine = ours.encode(x, pair=y)
+        assert pairs["input_ids"][i] == mine["input_ids"] and pairs["token_type_ids"][i] == mine["token_type_ids"]
+    assert theirs.mask_token_id == ours.mask_id and theirs.pad_token_id == ours.pad_id
+    assert theirs.convert_ids_to_tokens(range(5)) == list(SPECIAL_TOKENS)
+
+
+@pytest.mark.slow
+def test_every_normalizer_step_of_tokenizer_json_is_needed_on_wikitext(data_dir, wikitext_tokenizer):
+    """Drop Precompiled (nmt_nfkc), Strip or Replace(" {2,}") from tokenizer.json: some WikiText line changes."""
+    tokenizers = require_reference("tokenizers")
+    import json
+
+    from minibert.tokenization import sentencepiece_to_tokenizer_json
+
+    ours = wikitext_tokenizer
+    full = sentencepiece_to_tokenizer_json(ours)
+    lines = _wikitext_lines(data_dir)
+    expected = [ours.text_to_ids(line) for line in lines]
+
+    def differing(spec: dict) -> int:
+        encoded = tokenizers.Tokenizer.from_str(json.dumps(spec)).encode_batch(lines, add_special_tokens=False)
+        return sum(e.ids != x for e, x in zip(encoded, expected))
+
+    assert differing(full) == 0
+    counts = {}
+    for i, step in enumerate(full["normalizer"]["normalizers"]):
+        reduced = json.loads(json.dumps(full))
+        del reduced["normalizer"]["normalizers"][i]
+        counts[step["type"]] = differing(reduced)
+    print(f"\nlines (of {len(lines)}) that change without each normalizer step: {counts}")
+    assert all(n > 0 for n in counts.values()), counts
