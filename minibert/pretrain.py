@@ -4,12 +4,14 @@ prediction (NSP): the ``minibert pretrain`` command.
 One run, top to bottom:
 
 1. find the corpus (``--train``/``--valid`` files, ``--data-dir``, or a
-   WikiText-2 download), train a SentencePiece tokenizer on the training file
-   (or load ``--tokenizer``);
-2. cut documents into NSP sentence pairs of at most ``--seq-len`` tokens and
-   mask 15% of the tokens (80% ``[MASK]``, 10% random, 10% kept) afresh each
-   epoch; the valid pairs are masked once with a fixed seed, so every
-   evaluation scores the very same predictions and the curves are comparable;
+   WikiText-2 download), train a SentencePiece tokenizer on the detokenised
+   sentences of the training documents, the very text the model reads (or
+   load ``--tokenizer``);
+2. cut documents into NSP sentence pairs (or, with ``--pair-objective sop``,
+   sentence-order pairs) of at most ``--seq-len`` tokens, afresh each epoch,
+   and mask 15% of the tokens (80% ``[MASK]``, 10% random, 10% kept) afresh
+   each epoch; the valid pairs are cut and masked once with a fixed seed, so
+   every evaluation scores the very same predictions and the curves are comparable;
 3. optimise the summed objective
 
    $$\mathcal{L} = \frac{1}{|M|}\sum_{i \in M} -\log p_\theta(x_i \mid \tilde{x})
@@ -55,8 +57,16 @@ from pathlib import Path
 import torch
 
 from minibert.model import PRESETS, BertConfig, BertForPreTraining
-from minibert.pretraining_data import PretrainingDataset, build_examples, generator_for_epoch, iterate_batches
-from minibert.tokenization import SentencePieceTokenizer, load_tokenizer
+from minibert.pretraining_data import (
+    PAIR_OBJECTIVES,
+    EpochPairs,
+    PretrainingDataset,
+    build_examples,
+    generator_for_epoch,
+    iterate_batches,
+    tokenize_documents,
+)
+from minibert.tokenization import SentencePieceTokenizer, load_tokenizer, save_for_transformers
 from minibert.training_utils import (
     PRECISIONS,
     Distributed,
@@ -86,7 +96,10 @@ VALID_BATCH_SIZE = 32   # fixed, so the valid masks do not depend on --batch-siz
 RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokenizer",
             "max_steps", "batch_size", "grad_accum", "seq_len", "lr", "warmup_steps",
             "weight_decay", "clip_grad", "mlm_probability", "whole_word_mask", "seed",
-            "eval_batches")
+            "eval_batches", "pair_objective", "static_pairs", "head_lr_scale",
+            "pair_loss_weight")
+#: What a checkpoint written before a RUN_KEY existed ran with.
+RUN_KEY_DEFAULTS = {"pair_objective": "nsp", "static_pairs": True, "head_lr_scale": 1.0, "pair_loss_weight": 1.0}
 
 
 class PretrainError(Exception):
@@ -141,6 +154,15 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
     g.add_argument("--mlm-probability", type=float, default=0.15, help="fraction of tokens to predict")
     g.add_argument("--whole-word-mask", action="store_true",
                    help="mask all pieces of a word together")
+    g.add_argument("--pair-objective", default="nsp", choices=sorted(PAIR_OBJECTIVES),
+                   help="sentence-pair task: nsp = BERT's next-sentence prediction (B follows A, or is from "
+                        "another document); sop = ALBERT's sentence-order prediction (B follows A, or A and B "
+                        "are swapped)")
+    g.add_argument("--pair-loss-weight", type=float, default=1.0,
+                   help="weight lambda of the pair (NSP/SOP) loss in L = L_mlm + lambda L_pair")
+    g.add_argument("--static-pairs", action="store_true",
+                   help="cut the training pairs once and reuse them every epoch, instead of cutting new "
+                        "pairs from the documents each epoch")
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=int, default=1000, help="optimizer steps to train for")
     g.add_argument("--batch-size", type=int, default=32,
@@ -150,6 +172,8 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW")
     g.add_argument("--warmup-steps", type=int, default=100,
                    help="steps of linear warm-up from 0 to --lr; then linear decay to 0 at --max-steps")
+    g.add_argument("--head-lr-scale", type=float, default=1.0,
+                   help="multiply the learning rate of the pooler and the pair (NSP/SOP) head by this")
     g.add_argument("--weight-decay", type=float, default=0.01,
                    help="AdamW weight decay (never on biases and LayerNorm parameters)")
     g.add_argument("--clip-grad", type=float, default=1.0, help="clip the global gradient norm to this")
@@ -213,9 +237,10 @@ def read_documents(path: str | os.PathLike, role: str) -> list[list[str]]:
 
 
 def build_dataset(docs, tokenizer, args, seed: int, role: str):
-    """NSP pairs of a corpus wrapped in a masking ``PretrainingDataset``."""
+    """The sentence pairs (``args.pair_objective``) of a corpus, cut once, in a masking ``PretrainingDataset``."""
     try:
-        examples = build_examples(docs, tokenizer, args.seq_len, seed=seed)
+        examples = build_examples(docs, tokenizer, args.seq_len, seed=seed,
+                                  objective=getattr(args, "pair_objective", "nsp"))
     except ValueError as exc:
         raise PretrainError(f"the {role} corpus cannot give sentence pairs: {exc}".rstrip(".") + ".") from None
     if len(examples) == 0:
@@ -240,18 +265,20 @@ def fixed_valid_batches(docs, tokenizer, args) -> tuple:
     return valid_set, batches
 
 
-def training_stream(dataset, global_batch: int, seed: int, epoch: int, skip: int, ctx: Distributed):
+def training_stream(pairs: EpochPairs, global_batch: int, seed: int, epoch: int, skip: int, ctx: Distributed):
     """Yield ``(epoch, index_in_epoch, batch)`` forever, starting at batch ``skip`` of ``epoch``.
 
-    Epoch ``e`` shuffles and masks with a generator that depends only on
-    ``(seed, e)``, so the stream is a pure function of (seed, epoch, index):
+    Epoch ``e`` serves the pairs ``pairs.dataset(e)`` (cut with a seed of
+    ``(seed, e)``, see :class:`EpochPairs`) and shuffles and masks them with a
+    generator that depends only on ``(seed, e)``, so the stream is a pure
+    function of (seed, epoch, index):
     a resumed run skips the batches it already trained on and continues with
     exactly the batches an uninterrupted run would have seen. Every process
     masks the same *global* batch and keeps its own rows, so the data do not
     depend on the number of processes either.
     """
     while True:
-        batches = iterate_batches(dataset, global_batch, generator_for_epoch(seed, epoch), rank=ctx.rank,
+        batches = iterate_batches(pairs.dataset(epoch), global_batch, generator_for_epoch(seed, epoch), rank=ctx.rank,
                                   world_size=ctx.world_size, shuffle=True, drop_last=True, start_batch=skip)
         for index, batch in enumerate(batches, start=skip):
             yield epoch, index, batch
@@ -323,6 +350,24 @@ def evaluate(model, batches: list[dict], device, precision: str, ctx: Distribute
     }
 
 
+def _scaled_head_groups(model, weight_decay: float, head_lr_scale: float) -> list[dict]:
+    """:func:`parameter_groups`, with the pooler and pair head in groups of their own at ``head_lr_scale`` x lr.
+
+    Each group carries ``lr_scale``; the loop sets ``lr = schedule x lr_scale``.
+    """
+    groups = parameter_groups(model, weight_decay)
+    if head_lr_scale == 1.0:
+        return [{**g, "lr_scale": 1.0} for g in groups]
+    head = {id(p) for p in [*model.bert.pooler.parameters(), *model.nsp.parameters()]}
+    out = []
+    for g in groups:
+        for scale, params in ((1.0, [p for p in g["params"] if id(p) not in head]),
+                              (head_lr_scale, [p for p in g["params"] if id(p) in head])):
+            if params:
+                out.append({**g, "params": params, "lr_scale": scale})
+    return out
+
+
 # ----------------------------------------------------------------------------
 # the run
 
@@ -349,8 +394,13 @@ def _resolve_data(args, say) -> tuple[Path, Path, str]:
     return Path(train), Path(valid), note or ""
 
 
-def _load_or_train_tokenizer(args, train_path: Path, out: Path, ctx: Distributed, vocab_size: int, say):
-    """Rank 0 trains (or copies) the tokenizer into ``out/tokenizer``; every rank then loads it."""
+def _load_or_train_tokenizer(args, train_path: Path, train_docs, out: Path, ctx: Distributed, vocab_size: int, say):
+    """Rank 0 trains (or copies) the tokenizer into ``out/tokenizer``; every rank then loads it.
+
+    The SentencePiece model is trained on the sentences of ``train_docs``
+    (detokenised, one per line), the text the model is trained on, not on the
+    raw file with WikiText's `` @-@ `` and spaces before punctuation.
+    """
     folder = out / "tokenizer"
     if ctx.is_main and not (args.resume and folder.is_dir()):
         if args.tokenizer:
@@ -362,12 +412,13 @@ def _load_or_train_tokenizer(args, train_path: Path, out: Path, ctx: Distributed
         else:
             t0 = time.time()
             try:
-                SentencePieceTokenizer.train([str(train_path)], vocab_size, folder=str(folder), seed=args.seed)
+                sentences = [sentence for doc in train_docs for sentence in doc]
+                SentencePieceTokenizer.train(sentences, vocab_size, folder=str(folder), seed=args.seed)
             except (ValueError, RuntimeError) as exc:
                 raise PretrainError(f"tokenizer training on {train_path} failed: "
                                     f"{str(exc).strip().splitlines()[-1].rstrip('.')} (--vocab-size).") from None
-            say(f"tokenizer: trained SentencePiece ({vocab_size} pieces) on {train_path} "
-                f"in {time.time() - t0:.1f}s")
+            say(f"tokenizer: trained SentencePiece ({vocab_size} pieces) on the {len(sentences):,} sentences "
+                f"of {train_path} in {time.time() - t0:.1f}s")
     ctx.barrier()
     return load_tokenizer(folder)
 
@@ -395,7 +446,7 @@ def _run(args, ctx: Distributed, say) -> dict:
                                 f"or point --out at the folder of the run to continue.")
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         for key in RUN_KEYS:
-            setattr(args, key, checkpoint["args"][key])
+            setattr(args, key, checkpoint["args"].get(key, RUN_KEY_DEFAULTS.get(key)))
         say(f"resuming {out} from step {checkpoint['step']}")
 
     # ---- checks that need no data -------------------------------------------------------
@@ -433,24 +484,31 @@ def _run(args, ctx: Distributed, say) -> dict:
     train_path, valid_path, data_note = _resolve_data(args, say)
     train_docs = read_documents(train_path, "train")
     valid_docs = read_documents(valid_path, "valid")
-    tokenizer = _load_or_train_tokenizer(args, train_path, out, ctx, vocab_size, say)
+    tokenizer = _load_or_train_tokenizer(args, train_path, train_docs, out, ctx, vocab_size, say)
     config = BertConfig.from_preset(args.preset, **{**overrides, "vocab_size": tokenizer.vocab_size})
 
     t0 = time.time()
-    train_set = build_dataset(train_docs, tokenizer, args, args.seed, "train")
+    train_pairs = EpochPairs(tokenize_documents(train_docs, tokenizer), tokenizer, args.seq_len, args.seed,
+                             args.mlm_probability, args.whole_word_mask, args.pair_objective,
+                             dynamic=not args.static_pairs)
+    try:
+        train_set = train_pairs.dataset(0)
+    except ValueError as exc:
+        raise PretrainError(f"the train corpus cannot give sentence pairs: {exc}".rstrip(".") + ".") from None
     valid_set, valid_batches = fixed_valid_batches(valid_docs, tokenizer, args)
     if len(train_set) < args.batch_size * ctx.world_size:
         raise PretrainError(f"the training corpus gives {len(train_set)} sentence pairs, fewer than one global "
                             f"micro-batch of {args.batch_size * ctx.world_size}; lower --batch-size or give more text.")
     n_valid = sum(len(b["nsp_labels"]) for b in valid_batches)
-    say(f"data: {len(train_set):,} train pairs from {train_path}; valid: {n_valid:,} of the {len(valid_set):,} "
-        f"pairs of {valid_path} (masked once), prepared in {time.time() - t0:.1f}s")
+    say(f"data: {len(train_set):,} {args.pair_objective.upper()} train pairs from {train_path} "
+        f"({'the same every epoch' if args.static_pairs else 'cut afresh every epoch'}); valid: {n_valid:,} "
+        f"of the {len(valid_set):,} pairs of {valid_path} (cut and masked once), prepared in {time.time() - t0:.1f}s")
 
     # ---- model and optimizer -----------------------------------------------------------
     torch.manual_seed(args.seed)                       # the same initial weights on every process
     raw_model = BertForPreTraining(config).to(device)
     n_params = sum(p.numel() for p in raw_model.parameters())
-    optimizer = torch.optim.AdamW(parameter_groups(raw_model, args.weight_decay), lr=args.lr,
+    optimizer = torch.optim.AdamW(_scaled_head_groups(raw_model, args.weight_decay, args.head_lr_scale), lr=args.lr,
                                   betas=(0.9, 0.999), eps=1e-6, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step, epoch, position, train_seconds, tokens_seen = 0, 0, 0, 0.0, 0
@@ -508,7 +566,7 @@ def _run(args, ctx: Distributed, say) -> dict:
 
     fault_step = int(os.environ.get("MINIBERT_FAULT_NONFINITE_AT_STEP", "0"))
     step_delay = float(os.environ.get("MINIBERT_STEP_DELAY", "0"))
-    stream = training_stream(train_set, global_micro, args.seed, epoch, position, ctx)
+    stream = training_stream(train_pairs, global_micro, args.seed, epoch, position, ctx)
     window = torch.zeros(len(STAT_KEYS) + 1, dtype=torch.float64, device=device)  # + real tokens
     window_time, window_start_step, valid_result = 0.0, step, None
     params = [p for p in raw_model.parameters() if p.requires_grad]
@@ -519,7 +577,7 @@ def _run(args, ctx: Distributed, say) -> dict:
         tick = time.time()
         lr = learning_rate(step, args.max_steps, args.warmup_steps, args.lr)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
         micro_batches = []
         for _ in range(args.grad_accum):
@@ -539,7 +597,7 @@ def _run(args, ctx: Distributed, say) -> dict:
             with no_sync:
                 with autocast(device, precision):
                     sums = pretraining_sums(model, batch)
-                loss = sums["mlm_loss_sum"] / max(n_masked, 1) + sums["nsp_loss_sum"] / n_pairs
+                loss = sums["mlm_loss_sum"] / max(n_masked, 1) + args.pair_loss_weight * sums["nsp_loss_sum"] / n_pairs
                 if step + 1 == fault_step:
                     loss = loss * float("nan")
                 scaler.scale(loss * ctx.world_size).backward()   # DDP averages: x P gives the global sum
@@ -575,6 +633,7 @@ def _run(args, ctx: Distributed, say) -> dict:
                       "mlm_loss": w["mlm_loss_sum"] / max(w["mlm_count"], 1),
                       "nsp_loss": w["nsp_loss_sum"] / max(w["nsp_count"], 1),
                       "mlm_accuracy": w["mlm_correct"] / max(w["mlm_count"], 1),
+                      "nsp_accuracy": w["nsp_correct"] / max(w["nsp_count"], 1),
                       "lr": lr, "tokens_per_second": tps, "train_seconds": train_seconds}
             log(record)
             say(f"step {step:>{len(str(args.max_steps))}}/{args.max_steps} | loss {record['loss']:.4f} | "
@@ -635,8 +694,10 @@ def _run(args, ctx: Distributed, say) -> dict:
         else:
             save_pretrained(raw_model, export)
             tokenizer.save(export)
+            if isinstance(tokenizer, SentencePieceTokenizer):   # + tokenizer.json for AutoTokenizer
+                save_for_transformers(tokenizer, export, config.max_position_embeddings)
             results["export"] = str(export)
-            say(f"export: {export} (transformers.BertForPreTraining.from_pretrained loads it)")
+            say(f"export: {export} (transformers' AutoTokenizer and BertForPreTraining.from_pretrained load it)")
         atomic_write_text(json.dumps(results, indent=2) + "\n", out / "results.json")
         plot_curves(read_metrics(metrics_path), out / "curves.png",
                     title=f"minibert pretrain --preset {args.preset} ({train_path.name})")

@@ -359,3 +359,95 @@ def test_error_for_fp16_without_a_gpu(corpus, tmp_path, capsys):
     err = _error_of(capsys, [*TINY, "--precision", "fp16", "--train", str(corpus[0]), "--valid", str(corpus[1]),
                              "--out", str(tmp_path / "o")])
     assert "fp16" in err and "CUDA" in err, err
+
+
+# ---------------------------------------------------------------- pairs per epoch, SOP, tokenizer, transformers export
+
+
+def test_the_training_stream_resumed_in_a_later_epoch_serves_that_epochs_fresh_pairs():
+    """Dynamic pairs: epoch 2 of a resumed stream == epoch 2 of the uninterrupted one, and differs from epoch 0."""
+    from minibert.pretrain import training_stream
+    from minibert.pretraining_data import EpochPairs
+    from minibert.tokenization import SentencePieceTokenizer
+    from minibert.training_utils import Distributed
+
+    rng = random.Random(0)
+    docs = [[[rng.randrange(5, 90) for _ in range(rng.randint(2, 9))] for _ in range(rng.randint(2, 8))]
+            for _ in range(30)]
+    tokenizer = SentencePieceTokenizer.train([f"w{i} w{i + 1} w{i * 3}" for i in range(300)], vocab_size=100)
+
+    def stream(epoch, skip):
+        pairs = EpochPairs(docs, tokenizer, 32, seed=5)
+        return training_stream(pairs, 8, 5, epoch, skip, Distributed())
+
+    full = [next_batch for _, next_batch in zip(range(200), stream(0, 0))]
+    epoch_2 = [(i, b) for e, i, b in full if e == 2]
+    assert epoch_2, "the stream never reached epoch 2; use more steps"
+    index, expected = epoch_2[3]
+    _, resumed_index, resumed = next(stream(2, index))
+    assert resumed_index == index
+    assert all(torch.equal(resumed[k], expected[k]) for k in expected), "resumed batch differs"
+    first = {tuple(r.tolist()) for e, _, b in full if e == 0 for r in b["token_type_ids"]}
+    third = {tuple(r.tolist()) for e, _, b in full if e == 2 for r in b["token_type_ids"]}
+    assert first != third, "epoch 2 serves the pairs of epoch 0 (the A/B cuts did not change)"
+
+
+def test_the_run_logs_train_nsp_accuracy_and_trains_sop_with_scaled_head_lr(corpus, tmp_path):
+    """--pair-objective sop --head-lr-scale 4 --pair-loss-weight 2: train records carry nsp_accuracy; head lr x4."""
+    train, valid = corpus
+    out = tmp_path / "sop"
+    assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "3",
+                 "--eval-batches", "2", "--pair-objective", "sop", "--head-lr-scale", "4",
+                 "--pair-loss-weight", "2"]) == 0
+    train_records = records(out, "train")
+    assert all(0.0 <= r["nsp_accuracy"] <= 1.0 for r in train_records), train_records
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["args"]["pair_objective"] == "sop"
+    scales = sorted({g["lr_scale"] for g in checkpoint["optimizer"]["param_groups"]})
+    assert scales == [1.0, 4.0], scales
+    lrs = {g["lr_scale"]: g["lr"] for g in checkpoint["optimizer"]["param_groups"]}
+    assert lrs[4.0] == pytest.approx(4 * lrs[1.0], rel=1e-12), lrs
+
+
+def test_the_tokenizer_is_trained_on_the_detokenised_sentences_the_model_reads(tmp_path):
+    """A corpus full of WikiText's ' @-@ ': trained on the raw file SentencePiece learns '@' pieces; ours has none."""
+    from minibert.tokenization import SentencePieceTokenizer, load_tokenizer
+
+    raw = write_corpus(tmp_path / "raw.txt", 45, seed=3)
+    text = raw.read_text(encoding="utf-8").replace(" of ", " @-@ ").replace(" and ", " @,@ ")
+    raw.write_text(text, encoding="utf-8")
+    valid = write_corpus(tmp_path / "valid.txt", 12, seed=4)
+    out = tmp_path / "run"
+    assert main([*TINY, "--train", str(raw), "--valid", str(valid), "--out", str(out), "--max-steps", "1",
+                 "--eval-batches", "1"]) == 0
+    ours = load_tokenizer(out / "tokenizer")
+    on_raw = SentencePieceTokenizer.train(str(raw), vocab_size=100, seed=7)
+    at_raw = [p for p in on_raw.convert_ids_to_tokens(range(on_raw.vocab_size)) if "@" in p]
+    at_ours = [p for p in ours.convert_ids_to_tokens(range(ours.vocab_size)) if "@" in p]
+    assert at_raw, "control: a tokenizer trained on the raw file should have '@' pieces"
+    assert not at_ours, f"the run's tokenizer has pieces of WikiText artefacts: {at_ours}"
+
+
+def test_fill_mask_pipeline_on_the_export_gives_minibert_top1(finished_run):
+    """AutoTokenizer + AutoModelForMaskedLM (pipeline "fill-mask") on export/: the same top-1 piece as minibert."""
+    transformers = require_reference("transformers")
+    from minibert.hf import load_checkpoint
+    from minibert.tokenization import load_tokenizer
+
+    export = finished_run / "export"
+    for name in ("tokenizer.json", "tokenizer_config.json", "spm.model", "minibert_tokenizer.json"):
+        assert (export / name).is_file(), f"{name} missing from the export"
+    fill = transformers.pipeline("fill-mask", model=str(export), device="cpu")
+    ours = load_checkpoint(finished_run / "checkpoint.pt")
+    tokenizer = load_tokenizer(export)
+    sentences = ["The kalomi was in a [MASK].", "Of the [MASK] and the rusato.", "[MASK] the sa is a tovi.",
+                 "A kane of mine ruto [MASK] vida.", "The mi was to the [MASK] of a sana."]
+    for sentence in sentences:
+        ids = torch.tensor([tokenizer.encode(sentence)["input_ids"]])
+        with torch.no_grad():
+            logits = ours(ids, sparse_mlm=False)["mlm_logits"][0, ids[0].tolist().index(tokenizer.mask_id)]  # (V,)
+        top2 = logits.topk(2)
+        theirs = fill(sentence, top_k=1)[0]
+        assert theirs["token"] == int(top2.indices[0]), (
+            f"{sentence!r}: transformers' top-1 {theirs['token_str']!r} ({theirs['token']}), ours "
+            f"{tokenizer.convert_ids_to_tokens([int(top2.indices[0])])} (margin to 2nd {float(top2.values[0] - top2.values[1]):.2e})")
