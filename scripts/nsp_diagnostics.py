@@ -1,0 +1,148 @@
+r"""Two checks of why NSP is (not) learned by a pretraining run: is the task solvable, and does it get gradient?
+
+1. **A bag-of-pieces baseline.** NSP on WikiText is mostly topic detection:
+   a real B shares rare pieces (names, terms) with A, a random B from
+   another article does not. The score of a pair is the idf-weighted overlap
+   of the pieces of A and B,
+
+   $$s(A, B) = \frac{\sum_{w \in A \cap B} \log \frac{N}{1 + \mathrm{df}(w)}}{\sqrt{1 + |A|\,|B|}},$$
+
+   with $A$, $B$ the *sets* of non-special piece ids of the two segments,
+   $N$ the number of training pairs and $\mathrm{df}(w)$ the number of
+   training pairs that contain $w$. "Random" is predicted when
+   $s < \theta$; $\theta$ is chosen on the training pairs and applied to the
+   run's fixed valid pairs. No learning beyond one threshold: if this scores
+   far above the majority label, the task is solvable from lexical overlap
+   alone, and a model that stays at the majority label has an optimisation
+   (or capacity) problem, not a data problem.
+2. **Gradient share.** The norms of $\nabla L_{\mathrm{mlm}}$ and
+   $\nabla L_{\mathrm{nsp}}$ on the encoder (embeddings + layers), the pooler
+   and the NSP head, averaged over the first 8 fixed valid batches, with the
+   run's final weights in training mode (dropout on). Adam normalises each
+   parameter's update by the size of its *total* gradient, so on the shared
+   encoder an NSP gradient much smaller than the MLM one barely steers the
+   update.
+
+Usage::
+
+    python scripts/nsp_diagnostics.py runs/tiny                  # a finished minibert pretrain run
+    python scripts/nsp_diagnostics.py runs/tiny --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from minibert.hf import load_checkpoint
+from minibert.pretrain import CHECKPOINT, build_dataset, fixed_valid_batches, read_documents, run_settings
+from minibert.tokenization import load_tokenizer
+
+
+def segment_sets(dataset, row: int) -> tuple[set, set]:
+    """The sets of non-special piece ids of segment A and segment B of one pair of ``dataset``."""
+    n = int(dataset.lengths[row])
+    ids = dataset.input_ids[row, :n].tolist()
+    types = dataset.token_type_ids[row, :n].tolist()
+    special = dataset.special_mask[row, :n].tolist()
+    a = {i for i, t, s in zip(ids, types, special) if t == 0 and not s}
+    b = {i for i, t, s in zip(ids, types, special) if t == 1 and not s}
+    return a, b
+
+
+def overlap_scores(dataset, df: collections.Counter, n_pairs: int) -> torch.Tensor:
+    """$s(A, B)$ of every pair of ``dataset`` (see the module docstring), shape (N,)."""
+    scores = []
+    for row in range(len(dataset)):
+        a, b = segment_sets(dataset, row)
+        shared = sum(math.log(n_pairs / (1 + df[w])) for w in a & b)
+        scores.append(shared / math.sqrt(1 + len(a) * len(b)))
+    return torch.tensor(scores, dtype=torch.float64)
+
+
+def best_threshold(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """The threshold $\\theta$ (over the score quantiles) with the best accuracy of "random iff s < θ"."""
+    best = (0.0, float("nan"))
+    for theta in torch.quantile(scores, torch.linspace(0.01, 0.99, 197, dtype=torch.float64)).tolist():
+        accuracy = float(((scores < theta).long() == labels).double().mean())
+        best = max(best, (accuracy, theta))
+    return best[1], best[0]
+
+
+def gradient_norms(model, batches: list[dict]) -> dict:
+    """Mean norm of the MLM and NSP gradients on encoder, pooler and NSP head over ``batches``."""
+    groups = {"encoder": [p for n, p in model.named_parameters() if n.startswith("bert.") and "pooler" not in n],
+              "pooler": list(model.bert.pooler.parameters()), "nsp_head": list(model.nsp.parameters())}
+    model.train()
+    norms = {}
+    for loss_name in ("mlm_loss", "nsp_loss"):
+        total = {k: 0.0 for k in groups}
+        for batch in batches:
+            model.zero_grad(set_to_none=True)
+            out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                        attention_mask=batch["attention_mask"], mlm_labels=batch["mlm_labels"],
+                        nsp_labels=batch["nsp_labels"])
+            out[loss_name].backward()
+            for key, params in groups.items():
+                grads = [p.grad.norm() ** 2 for p in params if p.grad is not None]
+                total[key] += float(sum(grads)) ** 0.5 if grads else 0.0
+        norms[loss_name] = {k: v / len(batches) for k, v in total.items()}
+    return norms
+
+
+def diagnose(run: Path) -> dict:
+    """Both checks for the run in folder ``run``."""
+    if not (run / CHECKPOINT).is_file():
+        raise SystemExit(f"nsp_diagnostics: no {CHECKPOINT} in {run}; point it at a minibert pretrain output folder.")
+    args = run_settings(run)
+    tokenizer = load_tokenizer(run / "tokenizer")
+    train_set = build_dataset(read_documents(args.train, "train"), tokenizer, args, args.seed, "train")
+    valid_set, batches = fixed_valid_batches(read_documents(args.valid, "valid"), tokenizer, args)
+    valid_rows = sum(len(b["nsp_labels"]) for b in batches)                 # the pairs the run evaluates on
+    df = collections.Counter()
+    for row in range(len(train_set)):
+        a, b = segment_sets(train_set, row)
+        df.update(a | b)
+    train_scores = overlap_scores(train_set, df, len(train_set))
+    theta, train_accuracy = best_threshold(train_scores, train_set.nsp_labels)
+    valid_scores = overlap_scores(valid_set, df, len(train_set))[:valid_rows]
+    valid_labels = valid_set.nsp_labels[:valid_rows]
+    valid_accuracy = float(((valid_scores < theta).long() == valid_labels).double().mean())
+    majority = int(train_set.nsp_labels.double().mean() > 0.5)
+    model = load_checkpoint(run / CHECKPOINT)
+    return {
+        "run": str(run),
+        "train_pairs": len(train_set), "valid_pairs": valid_rows,
+        "overlap_threshold": theta,
+        "overlap_train_accuracy": train_accuracy,
+        "overlap_valid_accuracy": valid_accuracy,
+        "majority_valid_accuracy": float((valid_labels == majority).double().mean()),
+        "gradient_norms": gradient_norms(model, batches[:8]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="output folder of a minibert pretrain run (e.g. runs/tiny)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    result = diagnose(args.run)
+    print(f"bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the {result['train_pairs']:,} "
+          f"training pairs (threshold chosen there), {result['overlap_valid_accuracy']:.4f} on the "
+          f"{result['valid_pairs']:,} valid pairs (majority label: {result['majority_valid_accuracy']:.4f})")
+    for loss_name, norms in result["gradient_norms"].items():
+        print(f"|grad {loss_name}|: " + ", ".join(f"{k} {v:.2e}" for k, v in norms.items()))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
