@@ -44,7 +44,7 @@ ROWS = {
     "static": ("NSP pairs cut once and reused every epoch (the old pipeline)", ["--static-pairs"]),
     "lr-1e-3": ("peak learning rate 1e-3", ["--lr", "1e-3"]),
     "lr-4e-3": ("peak learning rate 4e-3", ["--lr", "4e-3"]),
-    "warmup-10pct": ("warm-up over 10% of the steps instead of 100", ["--warmup-steps", "{warmup10}"]),
+    "warmup-30pct": ("warm-up over 30% of the steps (default: 100 steps)", ["--warmup-steps", "{warmup30}"]),
     "head-lr-x10": ("pooler and NSP head at 10x the learning rate", ["--head-lr-scale", "10"]),
     "nsp-weight-5": ("NSP loss weighted 5x: L = L_mlm + 5 L_nsp", ["--pair-loss-weight", "5"]),
     "no-dropout": ("dropout 0 (hidden and attention)",
@@ -70,7 +70,7 @@ def load_unigram_baseline():
 def row_command(name: str, train: Path, valid: Path, out: Path, steps: int, long_factor: int,
                 eval_every: int) -> list[str]:
     """The ``python -m minibert.pretrain`` command of one row."""
-    values = {"long": str(steps * long_factor), "warmup10": str(max(1, steps // 10))}
+    values = {"long": str(steps * long_factor), "warmup30": str(max(1, 3 * steps // 10))}
     extra = [a.format(**values) for a in ROWS[name][1]]
     budget = [] if "--max-steps" in extra else ["--max-steps", str(steps)]
     return [sys.executable, "-m", "minibert.pretrain", "--train", str(train), "--valid", str(valid),

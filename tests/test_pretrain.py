@@ -508,3 +508,27 @@ def test_fill_mask_pipeline_on_the_export_gives_minibert_top1(finished_run):
         assert theirs["token"] == int(top2.indices[0]), (
             f"{sentence!r}: transformers' top-1 {theirs['token_str']!r} ({theirs['token']}), ours "
             f"{tokenizer.convert_ids_to_tokens([int(top2.indices[0])])} (margin to 2nd {float(top2.values[0] - top2.values[1]):.2e})")
+
+
+def test_every_nsp_ablation_row_is_a_pretrain_command_that_changes_something():
+    """scripts/nsp_ablation.py: each row parses as `minibert pretrain` options and differs from the default row."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nsp_ablation", ROOT / "scripts" / "nsp_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def parsed(name):
+        command = module.row_command(name, Path("t.raw"), Path("v.raw"), Path("out"), 1000, 3, 100)
+        assert command[1:3] == ["-m", "minibert.pretrain"]
+        options = vars(build_parser().parse_args(command[3:]))
+        options.pop("out")
+        return options
+
+    default = parsed("default")
+    assert default["max_steps"] == 1000 and not default["static_pairs"] and default["pair_objective"] == "nsp"
+    for name in module.ROWS:
+        if name != "default":
+            changed = {k for k, v in parsed(name).items() if v != default[k]}
+            assert changed, f"row {name} runs the default command"
+    assert parsed("long")["max_steps"] == 3000
