@@ -317,12 +317,14 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_no_temporary(world, tmp_pat
 
 def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_resume_command(world, tmp_path):
     """SIGINT after the first checkpoint: exit 130, one line naming checkpoint.pt and the exact resume command."""
-    program = ("import sys, time; import minibert.pretrain as p; forward = p.pretraining_sums; "
+    # a terminal's Ctrl-C; the handler is set explicitly since a background shell starts children with SIGINT ignored
+    program = ("import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "import minibert.pretrain as p; forward = p.pretraining_sums; "
                "p.pretraining_sums = lambda model, batch: (time.sleep(0.3), forward(model, batch))[1]; "
                "sys.exit(p.main(sys.argv[1:]))")
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    process = subprocess.Popen([sys.executable, "-c", program, *resolve(PT, world, tmp_path), "--max-steps", "40",
+    process = subprocess.Popen([sys.executable, "-c", program, *resolve(PT, world, tmp_path), "--max-steps", "20",
                                 "--save-every", "2", "--eval-every", "100", "--out", str(out)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
