@@ -18,9 +18,7 @@ must equal the tensors they are tied to.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import shutil
 import sys
