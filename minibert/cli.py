@@ -178,10 +178,9 @@ def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv:
         print(f"{prog}: {text}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(error_line(prog, f"cannot write or read{where}: {exc.strerror or exc}; free space or "
-                               f"fix the permissions, then rerun (with --resume if the command has it)"),
-              file=sys.stderr)
+        where = f" at {exc.filename}" if exc.filename else ""
+        print(error_line(prog, f"{exc.strerror or exc}{where}; free space or fix the permissions, then rerun "
+                               f"(with --resume if the command has it)"), file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -42,6 +42,12 @@ def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``.
 
@@ -55,10 +61,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp = _temporary_name(path)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())   # some writers (safetensors) create 0600 files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None:   # name the file meant, not the temporary one
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     return path
 
