@@ -172,6 +172,8 @@ CASES = [
                                                "--out", P("export_with_safetensors")], "--overwrite"),
     ("export-out-is-a-file", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--out", P("a_file")],
      "is a file"),
+    ("export-out-read-only", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--out", "/proc/export"],
+     "cannot be written"),
     ("export-format-unknown", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--format", "onnx",
                                          "--out", NEW()], "argument --format"),
     # ---- textcnn predict
