@@ -43,7 +43,7 @@ from typing import Iterable
 
 import torch
 
-from minibert.textio import read_utf8
+from minibert.textio import atomic_write, atomic_write_text, read_utf8
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
@@ -392,9 +392,7 @@ class _Tokenizer:
 
 def _write_config(folder: Path, config: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / CONFIG_FILE)
+    atomic_write_text(json.dumps(config, indent=2) + "\n", folder / CONFIG_FILE)
 
 
 def _read_config(folder: Path) -> dict:
@@ -478,9 +476,7 @@ class WordPieceTokenizer(_Tokenizer):
         """Write ``vocab.txt`` and ``minibert_tokenizer.json`` into ``folder``; returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (VOCAB_FILE + ".tmp")
-        tmp.write_text("".join(t + "\n" for t in self.tokens), encoding="utf-8")
-        os.replace(tmp, folder / VOCAB_FILE)
+        atomic_write_text("".join(t + "\n" for t in self.tokens), folder / VOCAB_FILE)
         _write_config(folder, {"kind": self.kind, "do_lower_case": self.do_lower_case})
         return folder
 
@@ -698,9 +694,7 @@ class SentencePieceTokenizer(_Tokenizer):
         """Write ``spm.model`` and ``minibert_tokenizer.json`` into ``folder``; returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (SPM_FILE + ".tmp")
-        tmp.write_bytes(self.model_proto)
-        os.replace(tmp, folder / SPM_FILE)
+        atomic_write(folder / SPM_FILE, lambda tmp: tmp.write_bytes(self.model_proto))
         _write_config(folder, {"kind": self.kind})
         return folder
 

@@ -172,6 +172,8 @@ CASES = [
                                                "--out", P("export_with_safetensors")], "--overwrite"),
     ("export-out-is-a-file", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--out", P("a_file")],
      "is a file"),
+    ("export-out-read-only", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--out", "/proc/export"],
+     "cannot be written"),
     ("export-format-unknown", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--format", "onnx",
                                          "--out", NEW()], "argument --format"),
     # ---- textcnn predict
@@ -311,18 +313,20 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_no_temporary(world, tmp_pat
     code = main([*resolve(PT, world, tmp_path), "--max-steps", "2", "--out", str(out)])
     monkeypatch.setattr(tu.torch, "save", real_save)
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err, err
+    assert code == 1 and err.count("\n") == 1 and f"No space left on device at {out / 'checkpoint.pt'}" in err, err
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name], sorted(p.name for p in out.iterdir())
 
 
 def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_resume_command(world, tmp_path):
     """SIGINT after the first checkpoint: exit 130, one line naming checkpoint.pt and the exact resume command."""
-    program = ("import sys, time; import minibert.pretrain as p; forward = p.pretraining_sums; "
+    # a terminal's Ctrl-C; the handler is set explicitly since a background shell starts children with SIGINT ignored
+    program = ("import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "import minibert.pretrain as p; forward = p.pretraining_sums; "
                "p.pretraining_sums = lambda model, batch: (time.sleep(0.3), forward(model, batch))[1]; "
                "sys.exit(p.main(sys.argv[1:]))")
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    process = subprocess.Popen([sys.executable, "-c", program, *resolve(PT, world, tmp_path), "--max-steps", "40",
+    process = subprocess.Popen([sys.executable, "-c", program, *resolve(PT, world, tmp_path), "--max-steps", "20",
                                 "--save-every", "2", "--eval-every", "100", "--out", str(out)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
