@@ -878,9 +878,7 @@ def save_for_transformers(tokenizer: "SentencePieceTokenizer", folder, model_max
     files = {HF_TOKENIZER_FILE: sentencepiece_to_tokenizer_json(tokenizer),
              HF_TOKENIZER_CONFIG_FILE: config, HF_SPECIAL_TOKENS_MAP_FILE: specials}
     for name, content in files.items():
-        tmp = folder / (name + ".tmp")
-        tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, folder / name)
+        atomic_write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", folder / name)
     return folder
 
 
