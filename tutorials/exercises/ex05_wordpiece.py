@@ -10,6 +10,20 @@ version also reproduces transformers' BertTokenizer on real text.
 
 REFERENCE = "minibert.tokenization"
 
+# Graded hints, shown by `python -m pytest --exercises 05 --hint N`: a nudge, the approach, the formula in detail.
+HINTS = {
+    "wordpiece_tokenize": [
+        "greedy means: never reconsider a piece once taken. At each position only one question matters: "
+        "what is the longest vocabulary piece that starts here?",
+        "an outer walk over start positions and an inner search over end positions, from the end of the "
+        "word down towards start + 1; every piece except the first is looked up with '##' in front. If the "
+        "inner search finds nothing, the whole word is unknown.",
+        "j* = max{ j > i : p(w[i:j]) in V } with p(s) = s at i = 0 and '##' + s after; emit p(w[i:j*]) and "
+        "continue at i = j*. Return [unk_token] when no j exists at some i, or when len(word) > "
+        "max_input_chars_per_word; the empty word gives [].",
+    ],
+}
+
 
 def wordpiece_tokenize(word, vocab, unk_token="[UNK]", max_input_chars_per_word=100):
     r"""Cut one word into vocabulary pieces, taking the longest match first.
@@ -25,10 +39,7 @@ def wordpiece_tokenize(word, vocab, unk_token="[UNK]", max_input_chars_per_word=
     - If ``len(word) > max_input_chars_per_word``, return ``[unk_token]``.
     - ``""`` gives ``[]``.
 
-    Hint: two loops; ``start = 0``; while ``start < len(word)``: try
-    ``end = len(word), len(word) - 1, ...`` until the piece is in vocab.
+    Stuck? ``python -m pytest --exercises 05`` shows a hint; ``--hint 2`` and ``--hint 3`` show more.
     """
-    raise NotImplementedError(
-        "Exercise 05 (tutorials/exercises/ex05_wordpiece.py): write wordpiece_tokenize; "
-        "from each position take the longest piece in vocab ('##' + piece after the first), "
-        "[unk_token] if none matches or the word is too long.")
+    raise NotImplementedError("Exercise 05 (tutorials/exercises/ex05_wordpiece.py): "
+                              "wordpiece_tokenize is not written yet")
