@@ -202,6 +202,52 @@ def wordpiece_tokenize(word: str, vocab, unk_token: str = UNK,
 
 
 # ----------------------------------------------------------------------------
+# Unigram: the most probable segmentation (Viterbi)
+# ----------------------------------------------------------------------------
+
+def viterbi_segment(text: str, log_probs: dict) -> tuple[list[str], float]:
+    r"""The most probable segmentation of ``text`` under a unigram model, found by Viterbi.
+
+    A segmentation $x = (x_1, \dots, x_n)$ of ``text`` into pieces of the
+    vocabulary $V$ has log-probability $\sum_i \log p(x_i)$; this returns
+    $x^* = \arg\max_{x \in S(\text{text})} \sum_i \log p(x_i)$ without listing
+    $S(\text{text})$, by dynamic programming over the end positions $j$:
+
+    $$\mathrm{best}(0) = 0, \qquad
+      \mathrm{best}(j) = \max_{i < j,\ \text{text}_{i:j} \in V} \mathrm{best}(i) + \log p(\text{text}_{i:j})$$
+
+    and following the argmax back from $j = |\text{text}|$.
+
+    text: the string to cut (for SentencePiece, with ``▁`` for every space);
+    log_probs: ``{piece: log p(piece)}`` ($V$ and $\log p$). Returns
+    ``(pieces, total log-probability)``; ``("", ...)`` gives ``([], 0.0)``.
+    Raises ``ValueError`` when no segmentation exists.
+
+    >>> pieces, score = viterbi_segment("hugs", {"h": -3.0, "u": -3.0, "g": -3.0, "s": -2.0, "hug": -1.5})
+    >>> pieces, score
+    (['hug', 's'], -3.5)
+    """
+    longest = max((len(piece) for piece in log_probs), default=0)
+    best = [0.0] + [float("-inf")] * len(text)      # best(j): score of the best cut of text[:j]
+    back = [0] * (len(text) + 1)                    # where the last piece of that cut starts
+    for j in range(1, len(text) + 1):
+        for i in range(max(0, j - longest), j):
+            piece = text[i:j]
+            if best[i] > float("-inf") and piece in log_probs:
+                score = best[i] + log_probs[piece]
+                if score > best[j]:
+                    best[j], back[j] = score, i
+    if best[-1] == float("-inf"):
+        raise ValueError(f"viterbi_segment: {text!r} cannot be cut into pieces of the vocabulary "
+                         f"(some character is in no piece).")
+    pieces, j = [], len(text)
+    while j > 0:
+        pieces.append(text[back[j]:j])
+        j = back[j]
+    return pieces[::-1], best[-1]
+
+
+# ----------------------------------------------------------------------------
 # The shared API
 # ----------------------------------------------------------------------------
 
