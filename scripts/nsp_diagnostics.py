@@ -26,7 +26,7 @@ r"""Two checks of why NSP is (not) learned by a pretraining run: is the task sol
 Usage::
 
     python scripts/nsp_diagnostics.py runs/tiny                  # a finished minibert pretrain run
-    python scripts/nsp_diagnostics.py runs/tiny --json out.json
+    python scripts/nsp_diagnostics.py runs/q_dyn runs/tiny --json out.json   # several runs side by side
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def gradient_norms(model, batches: list[dict]) -> dict:
     groups = {"encoder": [p for n, p in model.named_parameters() if n.startswith("bert.") and "pooler" not in n],
               "pooler": list(model.bert.pooler.parameters()), "nsp_head": list(model.nsp.parameters())}
     model.train()
+    torch.manual_seed(0)   # dropout masks: the same numbers on every call
     norms = {}
     for loss_name in ("mlm_loss", "nsp_loss"):
         total = {k: 0.0 for k in groups}
@@ -130,17 +131,21 @@ def diagnose(run: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="output folder of a minibert pretrain run (e.g. runs/tiny)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
-    args = parser.parse_args(argv)
-    result = diagnose(args.run)
-    print(f"bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the {result['train_pairs']:,} "
-          f"training pairs (threshold chosen there), {result['overlap_valid_accuracy']:.4f} on the "
-          f"{result['valid_pairs']:,} valid pairs (majority label: {result['majority_valid_accuracy']:.4f})")
-    for loss_name, norms in result["gradient_norms"].items():
-        print(f"|grad {loss_name}|: " + ", ".join(f"{k} {v:.2e}" for k, v in norms.items()))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    parser.add_argument("runs", type=Path, nargs="+", help="output folders of minibert pretrain runs")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results (a list, one per run) here")
+    options = parser.parse_args(argv)
+    results = []
+    for run in options.runs:
+        result = diagnose(run)
+        results.append(result)
+        print(f"{run}: bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the "
+              f"{result['train_pairs']:,} training pairs (threshold chosen there), "
+              f"{result['overlap_valid_accuracy']:.4f} on the {result['valid_pairs']:,} valid pairs "
+              f"(majority label: {result['majority_valid_accuracy']:.4f})")
+        for loss_name, norms in result["gradient_norms"].items():
+            print(f"  |grad {loss_name}|: " + ", ".join(f"{k} {v:.2e}" for k, v in norms.items()))
+    if options.json:
+        options.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
