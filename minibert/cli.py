@@ -13,6 +13,8 @@ import sys
 COMMANDS = {
     "pretrain": ("minibert.pretrain", "pretrain a mini-BERT with MLM + NSP on WikiText"),
     "export": ("minibert.hf", "convert a minibert checkpoint to a transformers folder"),
+    "finetune": ("minibert.finetune", "train a sentence classifier: fine-tune, linear probe, or from scratch"),
+    "classify": ("minibert.classify", "classify sentences with a model trained by `minibert finetune`"),
 }
 
 
