@@ -47,6 +47,8 @@ def load_vectors(path, vocab: Vocabulary, init_range: float = 0.25, seed: int = 
     Returns the matrix ``(len(vocab), k)`` and the coverage counts.
     """
     path = Path(path)
+    if path.is_dir():
+        raise VectorsError(f"{path} is a folder, not a vector file; give the file itself.")
     try:
         handle = path.open("r", encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -78,6 +80,9 @@ def load_vectors(path, vocab: Vocabulary, init_range: float = 0.25, seed: int = 
                 rows[i] = torch.tensor([float(v) for v in values])
             except ValueError:
                 raise VectorsError(f"{path}, line {number}: the vector of {word!r} is not numeric.") from None
+            if not torch.isfinite(rows[i]).all():
+                raise VectorsError(f"{path}, line {number}: the vector of {word!r} holds nan or inf; "
+                                   f"fix or drop that line.")
     if dim is None:
         raise VectorsError(f"{path}: the file holds no vectors.")
     generator = torch.Generator().manual_seed(seed)
