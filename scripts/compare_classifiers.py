@@ -200,6 +200,8 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
     out = Path(args.out) / task / row / name
     if (out / "results.json").exists():
         return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    if args.table_only:
+        return None
     print(f"[{time.strftime('%H:%M:%S')}] {task} {row} {name}: train {len(train[1])}, dev {len(dev[1])}, "
           f"test {len(test[1])}", flush=True)
     if row == "majority":
@@ -258,6 +260,8 @@ def main(argv=None) -> int:
     p.add_argument("--real-pooling", default="mean", help="pooling of the real full row (MiniLM was trained mean-pooled)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/compare")
+    p.add_argument("--table-only", action="store_true",
+                   help="train nothing: write the table from the runs that have results (n says how many)")
     args = p.parse_args(argv)
     caches: dict = {}
     table = {}
@@ -265,6 +269,9 @@ def main(argv=None) -> int:
         for row in args.rows:
             results = [run_row(row, task, name, seed, train, dev, test, names, args, caches)
                        for name, seed, train, dev, test in runs]
+            results = [r for r in results if r is not None]
+            if not results:
+                continue
             table.setdefault(task, {})[row] = summarise(results)
             s = table[task][row]
             print(f"== {task} {row}: {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']}), "
@@ -278,8 +285,10 @@ def write_table(table: dict, args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(json.dumps({"table": table, "args": vars(args)}, indent=1) + "\n",
                                     encoding="utf-8")
-    lines = ["| model | " + " | ".join(f"{t} accuracy % | {t} train s/run" for t in table) + " |",
-             "|---|" + "---|---|" * len(table)]
+    names = {"sst2": "SST-2", "mr": "MR"}
+    lines = ["| model | trained parameters | " + " | ".join(f"{names[t]} accuracy % | {names[t]} train s/run"
+                                                          for t in table) + " |",
+             "|---|---|" + "---|---|" * len(table)]
     rows = [r for r in ROWS if any(r in table[t] for t in table)]
     for row in rows:
         cells = []
@@ -287,7 +296,8 @@ def write_table(table: dict, args) -> None:
             s = table[t].get(row)
             cells += ([f"{s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']})",
                        f"{s['train_seconds_mean']:.0f}"] if s else ["–", "–"])
-        lines.append(f"| {LABELS[row]} | " + " | ".join(cells) + " |")
+        n_params = next(table[t][row]["num_trainable_parameters"] for t in table if row in table[t])
+        lines.append(f"| {LABELS[row]} | {n_params:,} | " + " | ".join(cells) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
