@@ -263,6 +263,7 @@ def main(argv=None) -> int:
     p.add_argument("--table-only", action="store_true",
                    help="train nothing: write the table from the runs that have results (n says how many)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)   # also for the baselines, which run in this process
     caches: dict = {}
     table = {}
     for task, (runs, names) in splits(args).items():
