@@ -144,11 +144,11 @@ def textcnn_run(files: dict, out: Path, seed: int, epochs: int, threads: int) ->
 
 
 def finetune_run(files: dict, out: Path, seed: int, init: str, mode: str, pooling: str, epochs, lr,
-                 max_seq_len: int, threads: int, cache) -> dict:
+                 max_seq_len: int, threads: int, cache, device: str = "cpu") -> dict:
     """``minibert finetune`` on prepared label-text files."""
     argv = ["--init", init, "--mode", mode, "--pooling", pooling, "--train", files["train"],
             "--dev", files["dev"], "--test", files["test"], "--seed", str(seed), "--out", str(out),
-            "--max-seq-len", str(max_seq_len), "--threads", str(threads), "--device", "cpu", "--log-every", "100"]
+            "--max-seq-len", str(max_seq_len), "--threads", str(threads), "--device", device, "--log-every", "100"]
     if epochs:
         argv += ["--epochs", str(epochs)]
     if lr:
@@ -223,7 +223,8 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
               "real-full": args.real_full_epochs}.get(row, args.probe_epochs)
     lr = {"tiny-full": args.tiny_full_lr, "real-full": args.real_full_lr}.get(row)
     cache = caches.setdefault((model, task), finetune.FeatureCache())
-    return finetune_run(files, out, seed, init, mode, pooling, epochs, lr, args.max_seq_len, args.threads, cache)
+    return finetune_run(files, out, seed, init, mode, pooling, epochs, lr, args.max_seq_len, args.threads, cache,
+                        args.device)
 
 
 def summarise(results: list[dict]) -> dict:
@@ -259,6 +260,7 @@ def main(argv=None) -> int:
     p.add_argument("--tiny-pooling", default="pooler", help="pooling of the tiny scratch/full rows")
     p.add_argument("--real-pooling", default="mean", help="pooling of the real full row (MiniLM was trained mean-pooled)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="device of the BERT rows (auto, cuda, mps, cpu)")
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--table-only", action="store_true",
                    help="train nothing: write the table from the runs that have results (n says how many)")
