@@ -297,7 +297,9 @@ def write_table(table: dict, args) -> None:
         cells = []
         for t in table:
             s = table[t].get(row)
-            cells += ([f"{s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']})",
+            mean = (f"{s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f}" if s["n"] > 1
+                    else f"{s['accuracy_mean']:.1f}") if s else ""
+            cells += ([f"{mean} (n={s['n']})",
                        f"{s['train_seconds_mean']:.0f}"] if s else ["–", "–"])
         n_params = next(table[t][row]["num_trainable_parameters"] for t in table if row in table[t])
         lines.append(f"| {LABELS[row]} | {n_params:,} | " + " | ".join(cells) + " |")
