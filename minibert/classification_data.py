@@ -26,6 +26,7 @@ import json
 import random
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -100,7 +101,9 @@ def _read_table(path, delimiter: str, text_column: str, label_column: str | None
         if column is not None and column not in header:
             raise ClassificationDataError(
                 f"{path}, line 1: the header {header} has no column {column!r}; "
-                f"name the right column.")
+                f"name the right one with --text-column / --label-column.")
+    if text_column == label_column:
+        raise ClassificationDataError(f"{path}: the text and the label column are both {text_column!r}.")
     t = header.index(text_column)
     y = header.index(label_column) if label_column is not None else None
     texts, labels = [], []
@@ -134,18 +137,25 @@ def read_csv(path, text_column: str = "text", label_column: str | None = "label"
     return _read_table(path, ",", text_column, label_column, encoding)
 
 
-def read_examples(path, encoding: str | None = None) -> tuple[list[str], list[str]]:
+def read_examples(path, encoding: str | None = None, text_column: str | None = None,
+                  label_column: str | None = None) -> tuple[list[str], list[str]]:
     """Read labelled examples, choosing the reader by extension.
 
-    ``.tsv`` -> :func:`read_tsv` (``sentence``/``label`` columns), ``.csv`` ->
-    :func:`read_csv` (``text``/``label``), anything else ->
-    :func:`read_label_text_lines`.
+    ``.tsv`` -> :func:`read_tsv` (columns ``sentence``/``label`` unless
+    ``text_column``/``label_column`` name others), ``.csv`` -> :func:`read_csv`
+    (``text``/``label``), anything else -> :func:`read_label_text_lines`.
     """
     suffix = Path(path).suffix.lower()
-    if suffix == ".tsv":
-        texts, labels = read_tsv(path, encoding=encoding)
-    elif suffix == ".csv":
-        texts, labels = read_csv(path, encoding=encoding)
+    if Path(path).is_dir():
+        raise ClassificationDataError(f"{path} is a folder, not a data file; give the file itself.")
+    if suffix in (".tsv", ".csv"):
+        reader = read_tsv if suffix == ".tsv" else read_csv
+        columns = {}
+        if text_column:
+            columns["text_column"] = text_column
+        if label_column:
+            columns["label_column"] = label_column
+        texts, labels = reader(path, encoding=encoding, **columns)
     else:
         texts, labels = read_label_text_lines(path, encoding=encoding)
     if labels is None:  # pragma: no cover - both table readers above ask for a label column
@@ -344,3 +354,149 @@ def dev_split(labels: Sequence, fraction: float = 0.1, seed: int = 0) -> tuple[l
     if not dev or not train:
         raise ClassificationDataError(f"{len(labels)} examples are too few for a {fraction:.0%} dev split.")
     return sorted(train), sorted(dev)
+
+
+# ---------------------------------------------------------------------------
+# the data options of every classifier command, and the splits they give
+
+
+def add_data_arguments(parser) -> None:
+    """Add the data options every classifier command shares (``textcnn train``, ``minibert finetune``, ...).
+
+    ``--train/--dev/--test``, ``--text-column``/``--label-column`` (tables),
+    ``--cv K`` with ``--folds``, ``--dev-fraction`` and ``--limit``. The
+    numbers are checked while parsing (see :mod:`minibert.cli`). With the
+    same ``--seed`` every command sees the very same splits and MR folds.
+    """
+    from minibert.cli import non_negative_int, open_fraction, positive_int
+
+    g = parser.add_argument_group("data")
+    g.add_argument("--train", required=True,
+                   help="training examples: '<label> <text>' lines, .tsv (header; columns sentence/label) "
+                        "or .csv (header; columns text/label)")
+    g.add_argument("--dev", help="dev examples (same formats); default: --dev-fraction of --train, stratified")
+    g.add_argument("--test", help="test examples; the metrics reported are those of the best dev epoch")
+    g.add_argument("--text-column", default=None,
+                   help="column holding the text in a .tsv/.csv (default: sentence for .tsv, text for .csv)")
+    g.add_argument("--label-column", default=None, help="column holding the label in a .tsv/.csv (default: label)")
+    g.add_argument("--cv", type=non_negative_int, default=0, metavar="K",
+                   help="K-fold stratified cross-validation on --train (K >= 2; then --dev/--test are not "
+                        "allowed); 0 = off")
+    g.add_argument("--folds", type=positive_int, nargs="+", metavar="F",
+                   help="with --cv: run only these folds (1-based), e.g. to share the folds between "
+                        "processes (with --resume); the summary is written once every fold has its results.json")
+    g.add_argument("--dev-fraction", type=open_fraction, default=0.1,
+                   help="share of the training data held out as dev when there is no --dev (0 < f < 1)")
+    g.add_argument("--limit", type=non_negative_int, default=0,
+                   help="use only the first N training examples (quick tests); 0 = all")
+
+
+@dataclass
+class Split:
+    """One train / dev (/ test) split of raw texts with label ids, and the seed of its run.
+
+    ``name`` is ``""`` for a single run and ``"fold 3/10"`` in
+    cross-validation (then ``number`` is 3); ``test_texts`` is ``None``
+    without a test set.
+    """
+
+    name: str
+    number: int
+    seed: int
+    train_texts: list
+    train_labels: list
+    dev_texts: list
+    dev_labels: list
+    test_texts: list | None = None
+    test_labels: list | None = None
+
+
+def check_data_arguments(args) -> None:
+    """The checks between data options (each option alone is checked by argparse)."""
+    if args.cv == 1:
+        raise ClassificationDataError("--cv 1 is not cross-validation; give K >= 2, or 0 for a single run.")
+    if args.cv and (args.dev or args.test):
+        raise ClassificationDataError("--cv K splits --train itself; drop --dev and --test.")
+    if args.folds and not args.cv:
+        raise ClassificationDataError("--folds selects cross-validation folds; it needs --cv K.")
+    if args.folds and max(args.folds) > args.cv:
+        raise ClassificationDataError(f"--folds {max(args.folds)} does not exist with --cv {args.cv}.")
+
+
+def load_splits(args, prepare=lambda texts: texts, log=print) -> tuple[LabelMap, list[Split]]:
+    """Read the files named by the :func:`add_data_arguments` options; return the label map and the splits.
+
+    ``prepare`` maps a list of raw texts to what the command trains on (e.g.
+    Kim's cleaning + splitting); it is applied to each file once. Without
+    ``--cv``: one split, dev = ``--dev`` or a stratified ``--dev-fraction`` of
+    ``--train`` (seed ``args.seed``). With ``--cv K``:
+    :func:`stratified_kfold` (seed ``args.seed``); fold ``f`` (1-based) is
+    tested on its fold, its dev set is a stratified ``--dev-fraction`` of
+    the other folds (seed ``args.seed + f``), and its run uses seed
+    ``args.seed + f``.
+    """
+    check_data_arguments(args)
+
+    def read(path):
+        texts, raw = read_examples(path, text_column=args.text_column, label_column=args.label_column)
+        return prepare(texts), raw
+
+    texts, raw = read(args.train)
+    if args.limit:
+        texts, raw = texts[:args.limit], raw[:args.limit]
+    labels = LabelMap.from_labels(raw, source=str(args.train))
+    y = labels.encode(raw, source=str(args.train))
+    log(f"train: {len(y)} examples from {args.train}, classes {labels.names}")
+
+    def subset(idx):
+        return [texts[i] for i in idx], [y[i] for i in idx]
+
+    if not args.cv:
+        if args.dev:
+            dev_texts, dev_raw = read(args.dev)
+            split = Split("", 0, args.seed, texts, y, dev_texts, labels.encode(dev_raw, source=str(args.dev)))
+        else:
+            tr, dv = dev_split(y, args.dev_fraction, seed=args.seed)
+            split = Split("", 0, args.seed, *subset(tr), *subset(dv))
+        if args.test:
+            test_texts, test_raw = read(args.test)
+            split.test_texts, split.test_labels = test_texts, labels.encode(test_raw, source=str(args.test))
+        return labels, [split]
+
+    splits = []
+    for f, (train_idx, test_idx) in enumerate(stratified_kfold(y, args.cv, seed=args.seed), start=1):
+        tr, dv = dev_split([y[i] for i in train_idx], args.dev_fraction, seed=args.seed + f)
+        tr, dv = [train_idx[i] for i in tr], [train_idx[i] for i in dv]
+        splits.append(Split(f"fold {f}/{args.cv}", f, args.seed + f, *subset(tr), *subset(dv), *subset(test_idx)))
+    return labels, splits
+
+
+def fold_folder(out: Path, split: Split) -> Path:
+    """Where the run of a split writes: ``out`` itself, or ``out/fold_XX`` in cross-validation."""
+    return Path(out) / f"fold_{split.number:02d}" if split.number else Path(out)
+
+
+def run_cross_validation(splits: Sequence[Split], out: Path, train_split, only: Sequence[int] | None = None,
+                         log=print) -> list[dict]:
+    """Train every fold that has no ``fold_XX/results.json`` yet; return the results of the finished folds.
+
+    ``train_split(split, folder) -> dict`` trains one fold into ``folder`` and
+    returns its results (with ``test_accuracy``, ``test_f1_macro``,
+    ``test_confusion_matrix``, ``best_epoch``, ``train_seconds``,
+    ``num_parameters``). ``only`` restricts training to those fold numbers
+    (finished others are still collected). An interrupted cross-validation
+    resumes at the first fold without results.
+    """
+    results = []
+    for split in splits:
+        done = fold_folder(out, split) / "results.json"
+        if done.exists():
+            results.append(json.loads(done.read_text(encoding="utf-8")))
+            log(f"{split.name}: already done (test accuracy {results[-1]['test_accuracy']:.4f})")
+            continue
+        if only and split.number not in only:
+            continue
+        results.append(train_split(split, fold_folder(out, split)))
+        log(f"{split.name}: best dev epoch {results[-1]['best_epoch']}, "
+            f"test accuracy {results[-1]['test_accuracy']:.4f}")
+    return results

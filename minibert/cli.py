@@ -1,14 +1,194 @@
-"""The ``minibert`` command: one sub-command per job.
+"""The command-line conventions every ``minibert``/``textcnn`` command shares.
 
-Each sub-command lives in the module that implements it and exposes
-``main(argv)``; this file only dispatches, so ``minibert pretrain --help`` and
-``python -m minibert.pretrain --help`` print the same thing.
+* the ``minibert`` dispatcher: each sub-command lives in the module that
+  implements it and exposes ``main(argv, prog)``; this file only dispatches,
+  so ``minibert pretrain --help`` and ``python -m minibert.pretrain --help``
+  print the same thing;
+* :class:`CLIError`: bad input, whose message is one sentence saying what was
+  wrong, where, and what to do;
+* :class:`ArgumentParser` + :class:`HelpFormatter`: ``--help`` shows the
+  defaults, and a parse error is one line ``prog: error: ...`` (exit 2);
+* argument checks for ``type=``: :func:`positive_int`, :func:`non_negative_int`,
+  :func:`positive_float`, :func:`non_negative_float`, :func:`finite_float`,
+  :func:`probability`, :func:`dropout_probability`, :func:`open_fraction`;
+  every option is validated while parsing, before any work;
+* :func:`run_command`: parse, run, and turn :class:`CLIError` (and the
+  command's other known errors) into ``prog: error: <sentence>`` on stderr
+  with exit 2, and Ctrl-C into one line with exit 130.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import math
 import sys
+from typing import Callable
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(Exception):
+    """Bad input or state: the message is one sentence saying what was wrong and what to do."""
+
+
+# ----------------------------------------------------------------------------
+# parser and help
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Append "(default: X)" to an option's help when the default means something.
+
+    Flags (``store_true``/``store_false``) never get one: ``--no-bucket`` has
+    the default ``True`` for the attribute it clears, which would read as the
+    opposite of what the flag does.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return text
+        if "default" not in text and action.default not in (None, False, [], "", argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line: ``prog: error: <message>``, exit 2.
+
+    (argparse's own prints the usage block first, so the error is several
+    lines on stderr; the usage stays one ``--help`` away.)
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        message = message.rstrip(".")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}; see '{self.prog} --help'.\n")
+
+
+# ----------------------------------------------------------------------------
+# argument checks (argparse ``type=`` functions)
+
+
+def _number(text: str, kind: type, what: str):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give {what}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = _number(text, int, "an integer >= 1")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    value = _number(text, int, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """Any real number except nan and +-inf."""
+    return _number(text, float, "a finite number")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text, float, "a number > 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _number(text, float, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A probability p with 0 < p <= 1 (zero would select nothing)."""
+    value = _number(text, float, "a probability in (0, 1]")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability with 0 < p <= 1, not {text}")
+    return value
+
+
+def dropout_probability(text: str) -> float:
+    """A dropout rate p with 0 <= p < 1 (one would drop everything)."""
+    value = _number(text, float, "a dropout rate in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a dropout rate with 0 <= p < 1, not {text}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A fraction f with 0 < f < 1 (e.g. the share of the training data held out as dev)."""
+    value = _number(text, float, "a fraction in (0, 1)")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction with 0 < f < 1, not {text}")
+    return value
+
+
+# ----------------------------------------------------------------------------
+# running a command
+
+
+def error_line(prog: str, message) -> str:
+    """``prog: error: <message>`` on one line, ending with a full stop."""
+    text = " ".join(str(message).split())
+    return f"{prog}: error: {text.rstrip('.')}."
+
+
+def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv: list[str] | None = None,
+                known_errors: tuple = (), on_interrupt: Callable | None = None) -> int:
+    """Parse ``argv`` with ``parser``, call ``run(args)`` and return the exit code.
+
+    * :class:`CLIError` and the exception types in ``known_errors`` (whose
+      messages are one sentence) become ``prog: error: <sentence>``, exit 2;
+    * an ``OSError`` (disk full, permission denied while writing) becomes one
+      line naming the file, exit 1;
+    * Ctrl-C becomes one line, exit 130: ``on_interrupt(args)`` says where the
+      last checkpoint is and how to resume (default: "interrupted").
+
+    ``run`` may return an ``int`` exit code; anything else means 0.
+    """
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except (CLIError, *known_errors) as exc:
+        print(error_line(prog, exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        text = on_interrupt(args) if on_interrupt else "interrupted"
+        print(f"{prog}: {text}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(error_line(prog, f"cannot write or read{where}: {exc.strerror or exc}; free space or "
+                               f"fix the permissions, then rerun (with --resume if the command has it)"),
+              file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+# ----------------------------------------------------------------------------
+# the ``minibert`` dispatcher
 
 COMMANDS = {
     "pretrain": ("minibert.pretrain", "pretrain a mini-BERT with MLM + NSP on WikiText"),
@@ -33,9 +213,9 @@ def dispatch(prog: str, commands: dict, argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in commands:
-        print(f"{prog}: unknown command {name!r}; choose one of: {', '.join(commands)}.",
+        print(f"{prog}: error: unknown command {name!r}; choose one of: {', '.join(commands)}.",
               file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     module = importlib.import_module(commands[name][0])
     result = module.main(rest, prog=f"{prog} {name}")
     return int(result or 0)

@@ -115,3 +115,71 @@ def plot_confusion_matrix(matrix, label_names: Sequence[str], path, title: str =
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------------------
+# model selection and cross-validation summaries
+
+
+class BestEpoch:
+    """Keep the epoch with the best dev accuracy (the earliest on ties) and its test metrics.
+
+    ``update(epoch, dev, test)`` takes two :func:`classification_metrics`
+    dicts (``test`` may be ``None``) and returns ``True`` when this epoch is
+    the new best, i.e. its dev accuracy is strictly higher than every earlier
+    one. :meth:`results` gives the flat keys of ``results.json``.
+    """
+
+    def __init__(self):
+        self.epoch = None
+        self.dev = None
+        self.test = None
+
+    def update(self, epoch: int, dev: dict, test: dict | None = None) -> bool:
+        if self.dev is not None and dev["accuracy"] <= self.dev["accuracy"]:
+            return False
+        self.epoch, self.dev, self.test = epoch, dev, test
+        return True
+
+    def results(self) -> dict:
+        """``best_epoch``, ``dev_accuracy``, ``dev_f1_macro`` and, with a test set, ``test_accuracy``,
+        ``test_f1_macro``, ``test_precision_macro``, ``test_recall_macro``, ``test_confusion_matrix``."""
+        if self.epoch is None:
+            raise ValueError("no epoch was evaluated, so there is no best epoch.")
+        out = {"best_epoch": self.epoch, "dev_accuracy": self.dev["accuracy"], "dev_f1_macro": self.dev["f1_macro"]}
+        if self.test is not None:
+            out.update(test_accuracy=self.test["accuracy"], test_f1_macro=self.test["f1_macro"],
+                       test_precision_macro=self.test["precision_macro"],
+                       test_recall_macro=self.test["recall_macro"],
+                       test_confusion_matrix=self.test["confusion_matrix"])
+        return out
+
+
+def cv_summary(fold_results: Sequence[dict]) -> dict:
+    r"""Mean and sample standard deviation over cross-validation folds.
+
+    For fold accuracies $a_1 \dots a_K$ (``fold_results[k]["test_accuracy"]``):
+    $\bar a = \frac{1}{K}\sum_k a_k$ and
+    $s = \sqrt{\frac{1}{K-1}\sum_k (a_k - \bar a)^2}$ (``cv_accuracy_std``;
+    0 for one fold). ``test_accuracy``/``test_f1_macro`` are the means, the
+    test confusion matrices are summed, times are summed (``train_seconds``).
+    """
+    import statistics
+
+    if not fold_results:
+        raise ValueError("no fold has results yet.")
+    accs = [r["test_accuracy"] for r in fold_results]
+    f1s = [r["test_f1_macro"] for r in fold_results]
+    std = statistics.stdev if len(fold_results) > 1 else (lambda values: 0.0)
+    matrix = torch.tensor([r["test_confusion_matrix"] for r in fold_results]).sum(0)
+    return {
+        "cv_folds": len(fold_results),
+        "cv_accuracy_mean": statistics.mean(accs), "cv_accuracy_std": std(accs),
+        "test_accuracy": statistics.mean(accs),
+        "test_f1_macro": statistics.mean(f1s), "cv_f1_macro_std": std(f1s),
+        "fold_test_accuracy": accs, "fold_best_epoch": [r["best_epoch"] for r in fold_results],
+        "test_confusion_matrix_summed": matrix.tolist(),
+        "train_seconds": sum(r["train_seconds"] for r in fold_results),
+        "num_parameters": round(statistics.mean(r["num_parameters"] for r in fold_results)),
+        "std_note": "sample standard deviation (n-1) over the folds",
+    }

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import torch
 
+from minibert.cli import CLIError
 from minibert.model import PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import PretrainingDataset, build_examples, generator_for_epoch, iterate_batches
 from minibert.tokenization import SentencePieceTokenizer, load_tokenizer
@@ -89,7 +90,7 @@ RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokeni
             "eval_batches")
 
 
-class PretrainError(Exception):
+class PretrainError(CLIError):
     """Bad input or state: the message is one sentence saying what and what to do."""
 
 
@@ -652,7 +653,7 @@ def main(argv: list[str] | None = None, prog: str = "minibert pretrain") -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         run(args, prog)
-    except PretrainError as exc:
+    except CLIError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLoss as exc:

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-IGNORE_INDEX = -100  # label of positions the MLM loss ignores (torch's cross_entropy default)
+from minibert.model import IGNORE_INDEX  # label of positions the MLM loss ignores (-100)
 
 
 # --------------------------------------------------------------------------- NSP pairs

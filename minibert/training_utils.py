@@ -1,9 +1,11 @@
-"""Helpers of a training loop that are not about BERT: device, precision,
-learning-rate schedule, optimizer groups, distributed set-up, atomic
-checkpoints, RNG state and the curves PNG.
+"""Helpers of the training commands that are not about any one model: device,
+seed, precision, learning-rate schedule, optimizer groups, distributed set-up,
+the one atomic write, checkpoint reading, run folders, the metrics log, the
+``results.json`` schema, the progress line, RNG state and the curves PNG.
 
-``minibert/pretrain.py`` reads top to bottom as *the* training loop; the
-machinery it leans on lives here, one small function per idea.
+Each training command (``minibert pretrain``, ``textcnn train``, ...) keeps
+its loop top to bottom in its own module; the bookkeeping it leans on lives
+here, one small function per idea and no control flow of a loop.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import platform
+import random
+import secrets
+import shutil
+import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
+
+from minibert.cli import CLIError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -25,30 +36,46 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # device and precision
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """The device to train on: ``auto`` picks CUDA, then Apple's MPS, then the CPU.
 
-    Under ``torchrun`` each process on a node takes the GPU ``cuda:<LOCAL_RANK>``.
+    ``name`` is ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``. Under
+    ``torchrun`` each process on a node takes the GPU ``cuda:<LOCAL_RANK>``
+    (for ``auto`` and ``cuda``). A device this machine does not have is a
+    :class:`~minibert.cli.CLIError` naming ``--device``.
     """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; "
-                             "use --device auto or --device cpu.")
-        return torch.device("cuda", local_rank)
-    if name == "mps":
-        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-            raise ValueError("--device mps was asked for but MPS is not available; "
-                             "use --device auto or --device cpu.")
-        return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"unknown device {name!r}; choose auto, cuda, mps or cpu.")
+    if name == "mps":
+        if not _mps_available():
+            raise CLIError("--device mps was asked for but MPS is not available; use --device auto or --device cpu")
+        return torch.device("mps")
+    kind, _, index = name.partition(":")
+    if kind == "cuda" and (not index or index.isdigit()):
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {name} was asked for but torch sees no CUDA GPU; "
+                           f"use --device auto or --device cpu")
+        number = int(index) if index else local_rank
+        if number >= torch.cuda.device_count():
+            raise CLIError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        return torch.device("cuda", number)
+    raise CLIError(f"unknown device {name!r}; choose auto, cpu, mps, cuda or cuda:N")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's ``random`` and torch (CPU and every GPU) with ``seed``."""
+    random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -58,14 +85,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     (``torch.amp.GradScaler``); ask for it with ``--precision fp16``.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        raise CLIError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return "bf16"
         return "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("--precision fp16 needs a CUDA GPU (GradScaler); use bf16 or fp32 on "
-                         f"{device.type}.")
+        raise CLIError(f"--precision fp16 needs a CUDA GPU (GradScaler); use bf16 or fp32 on {device.type}")
     return precision
 
 
@@ -192,25 +218,276 @@ def teardown_distributed(ctx: Distributed) -> None:
 # checkpoints and random state
 
 
-def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
+def _temporary_name(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` (same folder, so ``os.replace`` is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
-    ``os.replace`` is atomic on one file system, so a reader (or a resumed
-    run after a crash) sees either the old complete file or the new one.
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``.
+
+    ``os.replace`` is atomic on one file system, so a reader (or a resumed run
+    after a crash) sees either the old complete file or the new one. The
+    temporary file is removed on *any* failure (full disk, Ctrl-C), and the
+    file gets the usual mode (0666 minus the umask, e.g. 0644), like any file
+    the user creates. This is the only place files are written atomically.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tmp = _temporary_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
 
 
-def atomic_write_text(text: str, path: str | os.PathLike) -> None:
-    """Write a text file atomically (temporary file + rename)."""
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a UTF-8 text file atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON atomically; paths and other objects are written as strings."""
+    return atomic_write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` ``obj`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write_folder(folder: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
+    """Fill a temporary sibling folder with ``fill(tmp)``, then swap it in place of ``folder``.
+
+    The old folder (if any) is renamed aside, the new one renamed in, and the
+    old one deleted, so ``folder`` never mixes old and new files (e.g. an old
+    ``model.safetensors`` next to a new ``pytorch_model.bin``). On failure the
+    temporary folder is removed and ``folder`` is left as it was.
+    """
+    folder = Path(folder)
+    tmp = _temporary_name(folder)
+    old = folder.with_name(tmp.name[:-len(".tmp")] + ".old")
+    try:
+        tmp.mkdir(parents=True)
+        fill(tmp)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+# kinds of checkpoint file and the entries that identify them (to name a mix-up in one sentence)
+CHECKPOINT_KINDS = {
+    "minibert pretrain checkpoint": ("model", "optimizer", "config", "step", "args"),
+    "textcnn model": ("config", "state_dict", "vocab", "labels"),
+}
+
+
+def read_checkpoint(path: str | os.PathLike, kind: str, hint: str = "") -> dict:
+    """``torch.load(path, weights_only=True)`` of a checkpoint of ``kind`` (a key of :data:`CHECKPOINT_KINDS`).
+
+    A missing, empty, truncated, random or foreign file (another kind, or not
+    a checkpoint at all) is a :class:`~minibert.cli.CLIError` of one sentence
+    naming the file; torch's own message is not repeated (it can advise
+    ``weights_only=False``, which would let a file run arbitrary code).
+    ``hint`` is appended to the sentence (e.g. which option to fix).
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tail = f"; {hint}" if hint else ""
+    if path.is_dir():
+        raise CLIError(f"{path} is a folder, not a {kind} file{tail}")
+    if not path.is_file():
+        raise CLIError(f"{path} does not exist{tail}")
+    if path.stat().st_size == 0:
+        raise CLIError(f"{path} is empty, so it is not a {kind}; it was probably cut off while being "
+                       f"written{tail}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, KeyError,
+            IndexError, TypeError, AttributeError, ImportError, UnicodeDecodeError, OSError) as exc:
+        what = "truncated or damaged" if isinstance(exc, (EOFError, RuntimeError, zipfile.BadZipFile, OSError)) \
+            else "not a torch file"
+        raise CLIError(f"{path} cannot be read as a {kind}: the file is {what} "
+                       f"({type(exc).__name__}){tail}") from None
+    needed = CHECKPOINT_KINDS[kind]
+    if not isinstance(state, dict) or not all(key in state for key in needed):
+        other = [name for name, keys in CHECKPOINT_KINDS.items()
+                 if name != kind and isinstance(state, dict) and all(key in state for key in keys)]
+        found = f"a {other[0]}" if other else "not one"
+        raise CLIError(f"{path} is {found}, not a {kind} (it lacks the entries "
+                       f"{', '.join(k for k in needed if not (isinstance(state, dict) and k in state))}){tail}")
+    return state
 
+
+# ----------------------------------------------------------------------------
+# run folders
+
+
+def prepare_run_folder(out: str | os.PathLike, resume: bool = False, overwrite: bool = False,
+                       create: bool = True) -> Path:
+    """Check (and with ``create``, make) the output folder of a run; return it as an absolute path.
+
+    A folder that holds anything is never overwritten implicitly: without
+    ``resume`` it must be missing or empty, ``overwrite`` deletes everything
+    in it first. ``resume`` needs the folder to exist. An ``out`` that is a
+    regular file, or that cannot be created or written, is a one-sentence
+    :class:`~minibert.cli.CLIError`. Under ``torchrun`` every process checks
+    and only the main one passes ``create=True``.
+    """
+    out = Path(out).expanduser().absolute()
+    if resume and overwrite:
+        raise CLIError("--resume continues the run in --out and --overwrite deletes it; give one of them")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is a file, not a folder; choose another --out")
+    if resume:
+        if not out.is_dir():
+            raise CLIError(f"--resume: the folder {out} does not exist; give the --out of the run to continue")
+        if not os.access(out, os.W_OK):
+            raise CLIError(f"--out {out} is not writable; fix its permissions to resume there")
+        return out
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        held = sorted(p.name for p in out.iterdir())
+        listed = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise CLIError(f"--out {out} already holds files ({listed}); pass --resume to continue that run, "
+                       f"--overwrite to delete it and start again, or choose another --out")
+    if not create:
+        return out
+    try:
+        if out.is_dir() and overwrite:
+            for entry in out.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text("", out / ".write_test")
+        (out / ".write_test").unlink()
+    except OSError as exc:
+        raise CLIError(f"--out {out} cannot be written ({exc.strerror or exc}); choose a folder you can "
+                       f"write to") from None
+    return out
+
+
+def absolute_path(path) -> str | None:
+    """``path`` as an absolute string (``None`` stays ``None``), so a run folder works from any directory."""
+    return None if path is None else str(Path(path).expanduser().absolute())
+
+
+# ----------------------------------------------------------------------------
+# metrics log, results, progress line
+
+
+class MetricsLog:
+    """The ``metrics.jsonl`` of a run: one JSON object per line, appended and flushed as it comes.
+
+    Every record has ``split`` (``train``, ``valid``, ``dev``, ``test``),
+    ``step`` (optimizer steps so far) and, where the command counts epochs,
+    ``epoch``; the other keys are the metrics of that split, without a split
+    prefix (``loss``, ``accuracy``, ``f1_macro``, ``mlm_loss``, ...).
+
+    A new run starts an empty file. ``resume_step=S`` keeps the records with
+    ``step <= S`` (those of the checkpoint being resumed) and drops the rest,
+    rewriting the file atomically. ``enabled=False`` (non-main processes)
+    makes every call a no-op. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume_step: int | None = None, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        self._file = None
+        if not enabled:
+            return
+        kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step] \
+            if resume_step is not None else []
+        atomic_write_text("".join(json.dumps(r) + "\n" for r in kept), self.path)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def log(self, split: str, step: int, **values) -> dict:
+        """Append ``{"split": split, "step": step, **values}`` and return it."""
+        record = {"split": split, "step": step, **values}
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        return record
+
+    def records(self) -> list[dict]:
+        """Everything written so far."""
+        return read_metrics(self.path) if self.enabled else []
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def jsonable_args(args) -> dict:
+    """The parsed options as a JSON-ready dict (paths as strings, tuples as lists)."""
+    items = vars(args) if not isinstance(args, dict) else args
+    out = {}
+    for key, value in items.items():
+        if isinstance(value, os.PathLike):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def write_results(out: str | os.PathLike, command: str, metrics: dict, *, num_parameters: int,
+                  train_seconds: float, args, device: torch.device | str, **extra) -> dict:
+    """Write ``out/results.json`` (atomically) in the one schema every training command uses; return it.
+
+    Keys, in this order: ``command`` (e.g. ``"textcnn train"``), the
+    command's ``metrics`` (classifiers: ``test_accuracy``, ``test_f1_macro``,
+    ``dev_accuracy``, ``best_epoch``, ...; pretraining: ``valid_mlm_loss``,
+    ``valid_perplexity``, ...), ``num_parameters``, ``train_seconds``,
+    ``device``, ``hardware``, then ``extra`` (config, data, ...) and last
+    ``args`` (every option, as parsed).
+    """
+    device = torch.device(device) if isinstance(device, str) else device
+    results = {"command": command, **metrics, "num_parameters": int(num_parameters),
+               "train_seconds": float(train_seconds), "device": str(device),
+               "hardware": hardware_string(device), **extra, "args": jsonable_args(args)}
+    atomic_write_json(results, Path(out) / "results.json")
+    return results
+
+
+def format_seconds(seconds: float) -> str:
+    """``62`` -> ``1m02s``, ``3725`` -> ``1h02m05s``."""
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def progress_line(unit: str, done: int, total: int, fields: list[str], rate: float | None = None,
+                  rate_unit: str = "tok/s", eta_seconds: float | None = None, mark: str = "") -> str:
+    """The one progress-line format: ``step  10/1000 | loss 4.2000 | ... | 4,210 tok/s | ETA 1m02s``.
+
+    ``unit`` is ``step`` or ``epoch``; ``fields`` are already formatted
+    (``"loss 4.2000"``); ``mark`` (e.g. ``"*"`` for a new best dev epoch) ends the line.
+    """
+    parts = [f"{unit} {done:>{len(str(total))}}/{total}", *fields]
+    if rate is not None:
+        parts.append(f"{rate:,.0f} {rate_unit}" if rate >= 100 else f"{rate:.1f} {rate_unit}")
+    if eta_seconds is not None:
+        parts.append(f"ETA {format_seconds(eta_seconds)}")
+    return " | ".join(parts) + (f" {mark}" if mark else "")
 
 def rng_state() -> dict:
     """The torch random states (CPU and every CUDA device) as tensors, loadable with ``weights_only=True``."""
@@ -302,8 +579,7 @@ def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "",
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)

@@ -158,3 +158,80 @@ def test_dev_split_takes_ten_percent_of_each_class():
     train, dev = dev_split(labels, 0.1, seed=0)
     assert Counter(labels[i] for i in dev) == {0: 9, 1: 5}
     assert set(train).isdisjoint(dev) and len(train) + len(dev) == 140
+
+
+# ---------------------------------------------------------------------------
+# the shared data options and splits
+
+
+def _parse(argv):
+    from minibert.classification_data import add_data_arguments
+    from minibert.cli import ArgumentParser
+
+    p = ArgumentParser(prog="t")
+    add_data_arguments(p)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def _toy(path, n=40):
+    path.write_text("".join(f"{i % 2} word{i % 5} text{i}\n" for i in range(n)), encoding="utf-8")
+    return path
+
+
+def test_cross_validation_splits_partition_the_data_and_are_the_same_for_every_command(tmp_path):
+    """K folds: test folds partition train; each fold's dev is inside its training part; seeds are seed + f."""
+    from minibert.classification_data import load_splits
+
+    path = _toy(tmp_path / "d.txt")
+    labels, splits = load_splits(_parse(["--train", str(path), "--cv", "4", "--seed", "3"]), log=lambda s: None)
+    assert [s.number for s in splits] == [1, 2, 3, 4] and [s.seed for s in splits] == [4, 5, 6, 7]
+    tests = sorted(t for s in splits for t in s.test_texts)
+    assert tests == sorted(line.split(" ", 1)[1] for line in path.read_text().splitlines())
+    for s in splits:
+        assert not set(s.test_texts) & set(s.train_texts + s.dev_texts)
+        assert len(s.train_texts) + len(s.dev_texts) + len(s.test_texts) == 40
+    _, again = load_splits(_parse(["--train", str(path), "--cv", "4", "--seed", "3"]), log=lambda s: None)
+    assert [s.test_texts for s in again] == [s.test_texts for s in splits]
+
+
+def test_a_tsv_text_column_can_be_named(tmp_path):
+    from minibert.classification_data import load_splits
+
+    path = tmp_path / "d.tsv"
+    path.write_text("review\tlabel\n" + "".join(f"text {i}\t{i % 2}\n" for i in range(20)), encoding="utf-8")
+    with pytest.raises(ClassificationDataError, match="--text-column"):
+        load_splits(_parse(["--train", str(path)]), log=lambda s: None)
+    _, (split,) = load_splits(_parse(["--train", str(path), "--text-column", "review"]), log=lambda s: None)
+    assert len(split.train_texts) + len(split.dev_texts) == 20
+
+
+def test_data_option_combinations_get_one_sentence(tmp_path):
+    from minibert.classification_data import load_splits
+
+    path = _toy(tmp_path / "d.txt")
+    for argv, words in ((["--cv", "1"], "--cv 1"), (["--cv", "3", "--dev", str(path)], "drop --dev"),
+                        (["--folds", "2"], "needs --cv"), (["--cv", "3", "--folds", "4"], "--folds 4")):
+        with pytest.raises(ClassificationDataError, match=words):
+            load_splits(_parse(["--train", str(path), *argv]), log=lambda s: None)
+    with pytest.raises(ClassificationDataError, match="is a folder"):
+        load_splits(_parse(["--train", str(tmp_path)]), log=lambda s: None)
+
+
+def test_cross_validation_trains_only_the_folds_without_results(tmp_path):
+    from minibert.classification_data import fold_folder, load_splits, run_cross_validation
+
+    _, splits = load_splits(_parse(["--train", str(_toy(tmp_path / "d.txt")), "--cv", "3"]), log=lambda s: None)
+    trained = []
+
+    def train(split, folder):
+        trained.append(split.number)
+        folder.mkdir(parents=True)
+        result = {"test_accuracy": 0.5, "best_epoch": 1}
+        (folder / "results.json").write_text(__import__("json").dumps(result))
+        return result
+
+    out = tmp_path / "cv"
+    assert len(run_cross_validation(splits, out, train, only=[2], log=lambda s: None)) == 1
+    assert trained == [2] and fold_folder(out, splits[1]).name == "fold_02"
+    assert len(run_cross_validation(splits, out, train, log=lambda s: None)) == 3 and trained == [2, 1, 3]

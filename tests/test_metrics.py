@@ -46,3 +46,27 @@ def test_confusion_matrix_png_is_written(tmp_path):
     """plot_confusion_matrix writes a PNG file."""
     path = plot_confusion_matrix(confusion_matrix(Y_TRUE, Y_PRED), ["neg", "mid", "pos"], tmp_path / "cm.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_best_epoch_is_the_first_with_the_highest_dev_accuracy():
+    """Strictly better dev accuracy moves the choice; a tie keeps the earlier epoch and its test metrics."""
+    from minibert.metrics import BestEpoch
+
+    best = BestEpoch()
+    dev = [0.5, 0.7, 0.7, 0.6]
+    moved = [best.update(e, {"accuracy": a, "f1_macro": a}, {**classification_metrics(Y_TRUE, Y_PRED), "e": e})
+             for e, a in enumerate(dev, start=1)]
+    assert moved == [True, True, False, False]
+    results = best.results()
+    assert results["best_epoch"] == 2 and results["dev_accuracy"] == 0.7 and best.test["e"] == 2
+    assert results["test_accuracy"] == pytest.approx(4 / 6) and "test_confusion_matrix" in results
+
+
+def test_cv_summary_is_the_mean_and_sample_std_over_folds():
+    from minibert.metrics import cv_summary
+
+    folds = [{"test_accuracy": a, "test_f1_macro": a - 0.1, "test_confusion_matrix": [[1, 0], [0, 1]],
+              "best_epoch": 1, "train_seconds": 2.0, "num_parameters": 10} for a in (0.7, 0.8, 0.9)]
+    s = cv_summary(folds)
+    assert s["test_accuracy"] == pytest.approx(0.8) and s["cv_accuracy_std"] == pytest.approx(0.1), s
+    assert s["test_confusion_matrix_summed"] == [[3, 0], [0, 3]] and s["train_seconds"] == 6.0
