@@ -26,7 +26,11 @@ their ids, as in ``transformers``.
 
 A saved tokenizer is a folder: ``vocab.txt`` or ``spm.model``, plus
 ``minibert_tokenizer.json`` saying which kind it is (and, for WordPiece,
-whether it lower-cases). ``load_tokenizer(folder)`` loads either.
+whether it lower-cases). ``load_tokenizer(folder)`` loads either, and also
+the folders ``transformers`` writes: ``tokenizer.json`` alone (the WordPiece
+vocabulary and the normaliser settings are read from it, see
+:meth:`WordPieceTokenizer.from_tokenizer_json`) or ``vocab.txt`` with a
+``tokenizer_config.json``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 MAX_INPUT_CHARS_PER_WORD = 100  # as in Google's BERT: longer words become [UNK]
 CONFIG_FILE = "minibert_tokenizer.json"
 VOCAB_FILE = "vocab.txt"
+HF_TOKENIZER_FILE = "tokenizer.json"          # the `tokenizers` library's single-file format
+HF_TOKENIZER_CONFIG = "tokenizer_config.json"  # transformers' settings next to a vocab.txt
 SPM_FILE = "spm.model"
 _SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
 
@@ -88,8 +94,12 @@ class _CleanTable(dict):
     Each character maps to: nothing (NUL, U+FFFD and control/format/unassigned
     characters, categories C*, except tab, newline and carriage return), one
     space (white space: tab, newline, CR, categories Zs, Zl, Zp), itself with
-    spaces around it (CJK ideographs), or itself.
+    spaces around it (CJK ideographs, when ``cjk``), or itself.
     """
+
+    def __init__(self, cjk: bool = True):
+        super().__init__()
+        self.cjk = cjk
 
     def __missing__(self, cp: int):
         ch = chr(cp)
@@ -97,7 +107,7 @@ class _CleanTable(dict):
             out = " "
         elif cp == 0 or cp == 0xFFFD or unicodedata.category(ch).startswith("C"):
             out = None
-        elif is_cjk_character(ch):
+        elif self.cjk and is_cjk_character(ch):
             out = f" {ch} "
         else:
             out = ch
@@ -115,20 +125,30 @@ class _MarkTable(dict):
 
 
 _CLEAN = _CleanTable()
+_CLEAN_KEEP_CJK = _CleanTable(cjk=False)
 _MARKS = _MarkTable()
 
 
-def normalize_text(text: str, do_lower_case: bool = True) -> str:
-    """BERT's normalizer: clean the text, pad CJK ideographs, and when uncased strip accents and lower-case.
+def normalize_text(text: str, do_lower_case: bool = True, strip_accents: bool | None = None,
+                   tokenize_chinese_chars: bool = True) -> str:
+    """BERT's normalizer: clean the text, pad CJK ideographs, strip accents, lower-case.
 
+    ``strip_accents=None`` (BERT's default) strips accents exactly when
+    ``do_lower_case``; ``tokenize_chinese_chars=False`` leaves CJK ideographs
+    glued to their neighbours. These are the settings ``transformers`` calls
+    ``lowercase``, ``strip_accents`` and ``handle_chinese_chars``.
     Lower-casing is done character by character (a final capital sigma becomes
     ``σ``, not ``ς``), as in ``transformers``' fast ``BertTokenizer``.
     """
-    text = text.translate(_CLEAN)
-    if do_lower_case:
-        if not text.isascii():
+    text = text.translate(_CLEAN if tokenize_chinese_chars else _CLEAN_KEEP_CJK)
+    if strip_accents is None:
+        strip_accents = do_lower_case
+    if not text.isascii():
+        if strip_accents:
             text = unicodedata.normalize("NFD", text).translate(_MARKS)  # "é" -> "e" + U+0301 -> "e"
+        if do_lower_case:
             text = text.replace("\u03a3", "\u03c3")  # Σ -> σ everywhere (str.lower would give ς at word ends)
+    if do_lower_case:
         text = text.lower()
     return text
 
@@ -413,12 +433,17 @@ class WordPieceTokenizer(_Tokenizer):
     """BERT's tokenizer: basic tokenizer + greedy WordPiece over a ``vocab.txt``.
 
     ``tokens`` is the vocabulary in id order. ``do_lower_case`` selects the
-    uncased model (lower-case and strip accents) or the cased one.
+    uncased model (lower-case and strip accents) or the cased one;
+    ``strip_accents`` (``None``: as ``do_lower_case``), ``tokenize_chinese_chars``
+    and ``max_input_chars_per_word`` are the finer settings of
+    :func:`normalize_text` and :func:`wordpiece_tokenize`, as in transformers.
     """
 
     kind = "wordpiece"
 
-    def __init__(self, tokens: list[str], do_lower_case: bool = True, where: str = "the vocabulary"):
+    def __init__(self, tokens: list[str], do_lower_case: bool = True, where: str = "the vocabulary",
+                 strip_accents: bool | None = None, tokenize_chinese_chars: bool = True,
+                 max_input_chars_per_word: int = MAX_INPUT_CHARS_PER_WORD):
         self.tokens = list(tokens)
         self.vocab = {}
         for i, token in enumerate(self.tokens):
@@ -427,19 +452,82 @@ class WordPieceTokenizer(_Tokenizer):
                                  f"each token must appear once")
             self.vocab[token] = i
         self.do_lower_case = bool(do_lower_case)
+        self.strip_accents = None if strip_accents is None else bool(strip_accents)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.max_input_chars_per_word = int(max_input_chars_per_word)
         self._cache: dict[str, list[str]] = {}  # chunk of text between spaces -> its pieces
         self._check_specials(where)
 
     @classmethod
-    def from_vocab_file(cls, path, do_lower_case: bool = True) -> "WordPieceTokenizer":
-        """Read a BERT ``vocab.txt`` (UTF-8, one token per line, id = line number from 0)."""
+    def from_vocab_file(cls, path, do_lower_case: bool = True, **options) -> "WordPieceTokenizer":
+        """Read a BERT ``vocab.txt`` (UTF-8, one token per line, id = line number from 0).
+
+        ``options``: ``strip_accents``, ``tokenize_chinese_chars``, ``max_input_chars_per_word``.
+        """
         path = Path(path)
         if path.is_dir():
             path = path / VOCAB_FILE
         tokens = read_utf8(path, "vocabulary file (a BERT vocab.txt)").split("\n")
         if tokens and tokens[-1] == "":
             tokens.pop()  # the final newline
-        return cls([t.rstrip("\r") for t in tokens], do_lower_case=do_lower_case, where=f"vocabulary file {path}")
+        return cls([t.rstrip("\r") for t in tokens], do_lower_case=do_lower_case, where=f"vocabulary file {path}",
+                   **options)
+
+    @classmethod
+    def from_tokenizer_json(cls, path) -> "WordPieceTokenizer":
+        """Read the WordPiece vocabulary and BERT normaliser settings of a ``tokenizer.json``.
+
+        ``tokenizer.json`` is the single file of the ``tokenizers`` library that
+        many ``transformers`` folders ship instead of ``vocab.txt``. We use its
+        ``model`` (type ``WordPiece``: ``vocab`` token -> id, ``unk_token``,
+        ``continuing_subword_prefix`` ``##``, ``max_input_chars_per_word``), its
+        ``normalizer`` (``BertNormalizer``: ``lowercase``, ``strip_accents``,
+        ``handle_chinese_chars``) and check that the pre-tokenizer is BERT's.
+        Its truncation and padding settings are not used: callers pass
+        ``max_length`` and batches are padded to their longest text.
+        """
+        path = Path(path)
+        if path.is_dir():
+            path = path / HF_TOKENIZER_FILE
+        where = f"tokenizer file {path}"
+        try:
+            spec = json.loads(read_utf8(path, "tokenizer file (a tokenizers tokenizer.json)"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not valid JSON ({exc}).") from None
+        model = spec.get("model") or {}
+        if model.get("type") != "WordPiece":
+            raise ValueError(f"{where} holds a {model.get('type')!r} model; minibert reads only WordPiece "
+                             f"tokenizer.json files (BERT's).")
+        if model.get("continuing_subword_prefix", "##") != "##" or model.get("unk_token", UNK) != UNK:
+            raise ValueError(f"{where}: WordPiece with prefix {model.get('continuing_subword_prefix')!r} and "
+                             f"unknown token {model.get('unk_token')!r} is not BERT's ('##', '[UNK]').")
+        normalizer = spec.get("normalizer") or {}
+        if normalizer.get("type") == "Sequence" and len(normalizer.get("normalizers", [])) == 1:
+            normalizer = normalizer["normalizers"][0]
+        if normalizer.get("type") != "BertNormalizer" or not normalizer.get("clean_text", True):
+            raise ValueError(f"{where}: the normalizer {normalizer.get('type')!r} is not BERT's "
+                             f"(BertNormalizer with clean_text); minibert cannot reproduce it.")
+        pre = (spec.get("pre_tokenizer") or {}).get("type")
+        if pre != "BertPreTokenizer":
+            raise ValueError(f"{where}: the pre-tokenizer {pre!r} is not BertPreTokenizer; minibert splits "
+                             f"words BERT's way only.")
+        vocab = model.get("vocab") or {}
+        tokens = [None] * len(vocab)
+        for token, token_id in vocab.items():
+            if not isinstance(token_id, int) or not 0 <= token_id < len(vocab) or tokens[token_id] is not None:
+                raise ValueError(f"{where}: the vocabulary ids are not 0..{len(vocab) - 1}, each once "
+                                 f"(token {token!r} has id {token_id!r}).")
+            tokens[token_id] = token
+        for added in sorted(spec.get("added_tokens") or [], key=lambda a: a["id"]):
+            if added["id"] == len(tokens):
+                tokens.append(added["content"])  # an added token beyond the WordPiece vocabulary
+            elif not (0 <= added["id"] < len(tokens) and tokens[added["id"]] == added["content"]):
+                raise ValueError(f"{where}: added token {added['content']!r} has id {added['id']}, which "
+                                 f"clashes with the vocabulary.")
+        return cls(tokens, do_lower_case=normalizer.get("lowercase", True), where=where,
+                   strip_accents=normalizer.get("strip_accents"),
+                   tokenize_chinese_chars=normalizer.get("handle_chinese_chars", True),
+                   max_input_chars_per_word=model.get("max_input_chars_per_word", MAX_INPUT_CHARS_PER_WORD))
 
     @property
     def vocab_size(self) -> int:
@@ -454,14 +542,15 @@ class WordPieceTokenizer(_Tokenizer):
     def _tokenize_plain(self, text: str) -> list[str]:
         tokens: list[str] = []
         cache = self._cache
-        for chunk in normalize_text(text, self.do_lower_case).split(" "):
+        normalized = normalize_text(text, self.do_lower_case, self.strip_accents, self.tokenize_chinese_chars)
+        for chunk in normalized.split(" "):
             if not chunk:
                 continue
             pieces = cache.get(chunk)
             if pieces is None:
                 pieces = []
                 for word in split_on_punctuation(chunk):
-                    pieces.extend(wordpiece_tokenize(word, self.vocab, UNK))
+                    pieces.extend(wordpiece_tokenize(word, self.vocab, UNK, self.max_input_chars_per_word))
                 if len(cache) > 200_000:
                     cache.clear()
                 cache[chunk] = pieces
@@ -474,14 +563,28 @@ class WordPieceTokenizer(_Tokenizer):
     def is_word_start(self, token_id: int) -> bool:
         return not self.tokens[int(token_id)].startswith("##")
 
+    def _options(self) -> dict:
+        return {"strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
+                "max_input_chars_per_word": self.max_input_chars_per_word}
+
     def save(self, folder) -> Path:
-        """Write ``vocab.txt`` and ``minibert_tokenizer.json`` into ``folder``; returns the folder."""
+        """Write ``vocab.txt``, ``minibert_tokenizer.json`` and transformers' ``tokenizer_config.json``.
+
+        With the last one, ``transformers.AutoTokenizer.from_pretrained(folder)``
+        loads a ``BertTokenizer`` with the same settings. Returns the folder.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (VOCAB_FILE + ".tmp")
         tmp.write_text("".join(t + "\n" for t in self.tokens), encoding="utf-8")
         os.replace(tmp, folder / VOCAB_FILE)
-        _write_config(folder, {"kind": self.kind, "do_lower_case": self.do_lower_case})
+        _write_config(folder, {"kind": self.kind, "do_lower_case": self.do_lower_case, **self._options()})
+        hf = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
+              "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
+              "unk_token": UNK, "pad_token": PAD, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
+        tmp = folder / (HF_TOKENIZER_CONFIG + ".tmp")
+        tmp.write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, folder / HF_TOKENIZER_CONFIG)
         return folder
 
     @classmethod
@@ -492,7 +595,9 @@ class WordPieceTokenizer(_Tokenizer):
         if config is None:
             raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}; for a bare vocab.txt use "
                                     f"WordPieceTokenizer.from_vocab_file(path, do_lower_case=...)")
-        return cls.from_vocab_file(folder / VOCAB_FILE, do_lower_case=config.get("do_lower_case", True))
+        options = {k: config[k] for k in ("strip_accents", "tokenize_chinese_chars", "max_input_chars_per_word")
+                   if k in config}
+        return cls.from_vocab_file(folder / VOCAB_FILE, do_lower_case=config.get("do_lower_case", True), **options)
 
 
 def build_wordpiece_vocab(lines: Iterable[str], vocab_size: int, do_lower_case: bool = True,
@@ -713,8 +818,25 @@ class SentencePieceTokenizer(_Tokenizer):
         return cls(path.read_bytes(), where=f"SentencePiece model {path}")
 
 
+def _hf_vocab_tokenizer(folder: Path) -> WordPieceTokenizer:
+    """A transformers folder with ``vocab.txt`` and ``tokenizer_config.json`` (BertTokenizer settings)."""
+    path = folder / HF_TOKENIZER_CONFIG
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}).") from None
+    return WordPieceTokenizer.from_vocab_file(folder / VOCAB_FILE, do_lower_case=settings.get("do_lower_case", True),
+                                              strip_accents=settings.get("strip_accents"),
+                                              tokenize_chinese_chars=settings.get("tokenize_chinese_chars", True))
+
+
 def load_tokenizer(folder):
-    """Load the tokenizer saved in ``folder``, whichever kind it is (see ``minibert_tokenizer.json``)."""
+    """Load the tokenizer saved in ``folder``, whichever kind it is.
+
+    In this order: ``minibert_tokenizer.json`` (our own folders), ``spm.model``,
+    a transformers ``tokenizer.json`` (WordPiece only), a ``vocab.txt`` with
+    transformers' ``tokenizer_config.json``.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"tokenizer folder {folder} does not exist")
@@ -722,6 +844,10 @@ def load_tokenizer(folder):
         kind = _read_config(folder).get("kind")
     elif (folder / SPM_FILE).is_file():
         kind = SentencePieceTokenizer.kind
+    elif (folder / HF_TOKENIZER_FILE).is_file():
+        return WordPieceTokenizer.from_tokenizer_json(folder / HF_TOKENIZER_FILE)
+    elif (folder / VOCAB_FILE).is_file() and (folder / HF_TOKENIZER_CONFIG).is_file():
+        return _hf_vocab_tokenizer(folder)
     elif (folder / VOCAB_FILE).is_file():
         raise FileNotFoundError(f"{folder} has a vocab.txt but no {CONFIG_FILE} saying whether it is lower-cased; "
                                 f"use WordPieceTokenizer.from_vocab_file(path, do_lower_case=...)")
