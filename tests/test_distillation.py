@@ -6,6 +6,7 @@ Formula tests (they take ``lib``) also run against the learner's
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import warnings
@@ -18,7 +19,8 @@ import torch.nn.functional as F
 from helpers import max_abs_diff
 from minibert.classification_data import Vocabulary
 from textcnn.augment import MASK, UnigramSampler, augment, teacher_text
-from textcnn.kd import IGNORE_LABEL, student_loss
+from minibert.model import IGNORE_INDEX
+from textcnn.kd import student_loss
 
 
 def _logits(seed=0, B=4, C=3, scale=2.0, dtype=torch.float64):
@@ -41,7 +43,7 @@ def _kd_by_hand(z_s, z_t, labels, T, alpha):
     for b in range(B):
         p_t, p_s = _softmax_loop(z_t[b], T), _softmax_loop(z_s[b], T)
         soft += sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in zip(p_t, p_s))
-        if labels is not None and int(labels[b]) != IGNORE_LABEL:
+        if labels is not None and int(labels[b]) != IGNORE_INDEX:
             hard += -math.log(_softmax_loop(z_s[b], 1.0)[int(labels[b])])
     return alpha * T * T * soft / B + (1 - alpha) * hard / B
 
@@ -63,7 +65,7 @@ def test_soft_target_loss_equals_the_formula_by_hand(lib, T):
 def test_distillation_loss_equals_the_formula_by_hand_with_unlabelled_sentences(lib):
     """$\\alpha T^2 \\mathrm{KL} + (1-\\alpha) \\mathrm{CE}$; a label -100 (augmented sentence) adds only the soft term, over the whole batch."""
     z_s, z_t = _logits(seed=1, B=5)
-    labels = torch.tensor([0, 2, IGNORE_LABEL, 1, IGNORE_LABEL])
+    labels = torch.tensor([0, 2, IGNORE_INDEX, 1, IGNORE_INDEX])
     got = float(lib.distillation_loss(z_s, z_t, labels, temperature=3.0, alpha=0.3))
     want = _kd_by_hand(z_s, z_t, labels, 3.0, 0.3)
     assert abs(got - want) <= 1e-10, f"distillation_loss {got} vs loops {want}"
@@ -129,7 +131,7 @@ def test_distillation_loss_passes_gradcheck(lib):
     """Autograd's gradient equals finite differences (float64), for the soft and the hard term."""
     z_s, z_t = _logits(seed=6, B=3, C=3)
     z_s.requires_grad_(True)
-    labels = torch.tensor([2, IGNORE_LABEL, 0])
+    labels = torch.tensor([2, IGNORE_INDEX, 0])
     ok = torch.autograd.gradcheck(lambda z: lib.distillation_loss(z, z_t, labels, temperature=2.5, alpha=0.4),
                                   (z_s,), eps=1e-6, atol=1e-7)
     assert ok
@@ -273,3 +275,171 @@ def test_bad_augmentation_settings_get_one_clear_error(kwargs, message):
     """Impossible settings raise a ValueError naming the setting."""
     with pytest.raises(ValueError, match=message):
         augment(SENTENCES, **kwargs)
+
+
+# --------------------------------------------------------------------------- textcnn distill, end to end
+
+GOOD = ["a good film", "good fun", "really good acting", "so good", "good and warm", "a good story"]
+BAD = ["a bad film", "bad fun", "really bad acting", "so bad", "bad and cold", "a bad story"]
+WORDS = sorted({w for s in GOOD + BAD for w in s.split()})
+STUDENT = ["--embedding-dim", "8", "--num-filters", "4", "--window-sizes", "1", "2", "--batch-size", "10",
+           "--threads", "1", "--device", "cpu"]
+
+
+def _toy(path, n, seed, names=("neg", "pos")):
+    rng = random.Random(seed)
+    rows = [f"{names[1]} {rng.choice(GOOD)}" if i % 2 else f"{names[0]} {rng.choice(BAD)}" for i in range(n)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A toy task, a tiny random BERT folder and a teacher fine-tuned from it by `minibert finetune`."""
+    from minibert.finetune import main as finetune
+    from minibert.hf import save_pretrained
+    from minibert.model import BertConfig, BertModel
+    from minibert.tokenization import WordPieceTokenizer
+
+    root = tmp_path_factory.mktemp("distill")
+    files = {"train": _toy(root / "train.txt", 40, 0), "dev": _toy(root / "dev.txt", 12, 1),
+             "test": _toy(root / "test.txt", 12, 2)}
+    torch.manual_seed(0)
+    bert = root / "bert"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    config = BertConfig(vocab_size=len(tokens), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16)
+    save_pretrained(BertModel(config), bert)
+    WordPieceTokenizer(tokens).save(bert)
+    teacher = root / "teacher"
+    code = finetune(["--init", str(bert), "--mode", "full", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                     "--test", str(files["test"]), "--epochs", "3", "--lr", "1e-3", "--batch-size", "8",
+                     "--threads", "1", "--device", "cpu", "--log-every", "0", "--out", str(teacher)])
+    assert code == 0
+    return {"root": root, "bert": bert, "teacher": teacher, **files}
+
+
+def _distill(toy, out, *extra):
+    from textcnn.distill import main
+
+    return main(["--teacher", str(toy["teacher"]), "--train", str(toy["train"]), "--dev", str(toy["dev"]),
+                 "--test", str(toy["test"]), "--out", str(out), *STUDENT, *extra])
+
+
+def test_distill_end_to_end_reports_student_teacher_sizes_and_speeds(toy, tmp_path, monkeypatch, capsys):
+    """`textcnn distill` trains on the transfer set and writes the student's and the teacher's metrics,
+    both parameter counts and both CPU speeds; the teacher stays in eval mode and its weights and
+    logits never change during distillation."""
+    import textcnn.distill as distill
+
+    seen = {}
+    load, cache = distill.load_teacher, distill.cached_teacher_logits
+
+    def spy_load(path, labels):
+        classifier, columns = load(path, labels)
+        seen["classifier"] = classifier
+        seen["state"] = {k: v.clone() for k, v in classifier.model.state_dict().items()}
+        return classifier, columns
+
+    def spy_cache(*args, **kwargs):
+        logits = cache(*args, **kwargs)
+        seen["logits"], seen["logits_copy"] = logits, logits.clone()
+        return logits
+
+    monkeypatch.setattr(distill, "load_teacher", spy_load)
+    monkeypatch.setattr(distill, "cached_teacher_logits", spy_cache)
+    out = tmp_path / "run"
+    assert _distill(toy, out, "--augment", "2", "--epochs", "3", "--loss", "kd+ce",
+                    "--throughput-sentences", "8") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["command"] == "textcnn distill"
+    for key in ("test_accuracy", "test_f1_macro", "dev_accuracy", "best_epoch", "teacher_test_accuracy",
+                "num_parameters", "teacher_num_parameters"):
+        assert key in results, key
+    assert results["teacher_num_parameters"] == sum(p.numel() for p in seen["classifier"].model.parameters())
+    assert results["transfer_examples"] == 40 + results["augmented_examples"] and results["augmented_examples"] > 0
+    for b in ("batch_1", "batch_64"):
+        speeds = results["throughput"][b]
+        assert speeds["student_sentences_per_second"] > 0 and speeds["teacher_sentences_per_second"] > 0
+    model = seen["classifier"].model
+    assert not model.training, "the teacher must stay in eval mode"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, seen["state"][k]), f"teacher parameter {k} changed during distillation"
+    assert torch.equal(seen["logits"], seen["logits_copy"]), "the cached teacher logits changed"
+    cached = torch.load(out / "transfer_set.pt", weights_only=True)
+    from minibert.classify import load_classifier, predict_logits
+
+    again = predict_logits(load_classifier(toy["teacher"]), cached["teacher_texts"])
+    diff = max_abs_diff(again, cached["teacher_logits"])
+    assert diff <= 1e-5, f"cached logits differ from the teacher's by {diff:.2e}"
+    assert (out / "model.pt").is_file() and (out / "confusion_matrix.png").is_file()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["split"] == "dev"] == [1, 2, 3]
+
+
+def test_labels_never_reach_the_students_inputs(toy, tmp_path):
+    """The transfer set holds no label, and with --loss kd training labels do not matter at all:
+    relabelling the training file gives the same transfer set and the same student."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _distill(toy, a, "--augment", "3", "--epochs", "2", "--throughput-sentences", "0") == 0
+    lines = toy["train"].read_text().splitlines()
+    rng = random.Random(0)
+    relabelled = tmp_path / "relabelled.txt"
+    relabelled.write_text("\n".join(f"{rng.choice(['neg', 'pos'])} {line.split(' ', 1)[1]}" for line in lines) + "\n")
+    from textcnn.distill import main
+
+    assert main(["--teacher", str(toy["teacher"]), "--train", str(relabelled), "--dev", str(toy["dev"]),
+                 "--test", str(toy["test"]), "--out", str(b), "--augment", "3", "--epochs", "2",
+                 "--throughput-sentences", "0", *STUDENT]) == 0
+    ta, tb = (torch.load(x / "transfer_set.pt", weights_only=True) for x in (a, b))
+    assert ta["tokens"] == tb["tokens"]
+    assert not any(w in ("neg", "pos") for tokens in ta["tokens"] for w in tokens)
+    sa, sb = (torch.load(x / "model.pt", weights_only=True)["state_dict"] for x in (a, b))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa), "--loss kd must not depend on the training labels"
+
+
+def test_reuse_teacher_logits_and_vectors_from_bert(toy, tmp_path, capsys):
+    """A second student reuses the first run's teacher logits; --vectors-from-bert runs the multichannel mode."""
+    first = tmp_path / "first"
+    assert _distill(toy, first, "--augment", "1", "--epochs", "1", "--throughput-sentences", "0") == 0
+    capsys.readouterr()
+    second = tmp_path / "second"
+    assert _distill(toy, second, "--augment", "1", "--epochs", "1", "--throughput-sentences", "0", "--loss", "mse",
+                    "--reuse-teacher-logits", str(first), "--mode", "multichannel",
+                    "--vectors-from-bert", str(toy["bert"])) == 0
+    out = capsys.readouterr().out
+    assert "read from" in out and "sub-word embeddings" in out, out
+    results = json.loads((second / "results.json").read_text())
+    assert results["config"]["embedding_dim"] == 16 and results["config"]["mode"] == "multichannel"
+    third = tmp_path / "third"
+    assert _distill(toy, third, "--augment", "2", "--epochs", "1", "--reuse-teacher-logits", str(first)) == 2
+    assert "another transfer set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--alpha", "1.5"], "--alpha must be in [0, 1]"),
+    (["--cv", "3"], "--cv is not supported"),
+    (["--mode", "static"], "needs --vectors"),
+    (["--temperature", "0"], "--temperature"),
+])
+def test_distill_bad_input_is_one_line(toy, tmp_path, capsys, extra, message):
+    """Impossible options: `textcnn distill: error: <one sentence>`, exit 2, no traceback."""
+    from textcnn.distill import main
+
+    data = ["--train", str(toy["train"])] + ([] if extra[0] == "--cv" else ["--dev", str(toy["dev"])])
+    try:
+        code = main(["--teacher", str(toy["teacher"]), *data, "--out", str(tmp_path / "bad"), *STUDENT, *extra])
+    except SystemExit as exc:  # errors found while parsing exit from argparse
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("textcnn distill: error:") and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_distill_refuses_a_folder_that_is_not_a_finetune_run(toy, tmp_path, capsys):
+    """A --teacher that is a plain BERT (no classifier) is one error line."""
+    from textcnn.distill import main
+
+    code = main(["--teacher", str(toy["bert"]), "--train", str(toy["train"]), "--out", str(tmp_path / "x"), *STUDENT])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("textcnn distill: error: --teacher") and len(err.strip().splitlines()) == 1, err

@@ -149,7 +149,7 @@ def test_bert_vectors_from_a_run_folder_and_a_transformers_vocab_folder(tmp_path
 
 def test_bert_vectors_bad_folder_is_one_clear_sentence(tmp_path):
     """A folder without a BERT, or a BERT without a tokenizer, gets one VectorsError naming the folder."""
-    with pytest.raises(VectorsError, match="no BERT here"):
+    with pytest.raises(VectorsError, match="neither a model folder"):
         vectors_from_bert(tmp_path, _vocab())
     _tiny_bert_folder(tmp_path / "b")
     for name in ("vocab.txt", "minibert_tokenizer.json"):

@@ -26,8 +26,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from minibert.model import IGNORE_INDEX  # the label of a sentence without a gold label (-100)
+
 LOSSES = ("kd", "mse", "kd+ce")
-IGNORE_LABEL = -100  # a transfer-set sentence without a gold label (an augmented one)
 
 
 def soft_targets(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -89,7 +90,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
       + (1-\alpha)\, \frac{1}{B} \sum_{b:\, y_b \ne -100} -\log \mathrm{softmax}(\mathbf{z}^s_b)_{y_b}$$
 
     The cross-entropy uses $T = 1$. A sentence whose label is
-    ``IGNORE_LABEL`` (-100: an augmented sentence, which has no gold label)
+    ``IGNORE_INDEX`` (-100: an augmented sentence, which has no gold label)
     contributes only the soft term; the sum is still divided by the whole
     batch $B$, so every sentence has the same weight.
 
@@ -109,7 +110,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     if alpha < 1.0:
         if labels is None:
             raise ValueError("alpha < 1 weights the hard-label cross-entropy; pass the labels.")
-        ce = F.cross_entropy(student_logits, labels, ignore_index=IGNORE_LABEL, reduction="sum")
+        ce = F.cross_entropy(student_logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
         loss = loss + (1.0 - alpha) * ce / student_logits.shape[0]
     return loss
 

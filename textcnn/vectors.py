@@ -26,7 +26,6 @@ offline with our pretrained mini-BERT or any BERT folder at hand.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,28 +211,22 @@ def _read_binary(path: Path, wanted: dict, lowercase: bool) -> tuple[dict, int]:
 
 def bert_folder(path) -> Path:
     """The folder holding a BERT's ``config.json``: ``path`` itself or its ``export/`` (a run folder)."""
-    path = Path(path)
-    for folder in (path, path / "export"):
-        if (folder / "config.json").is_file():
-            return folder
-    raise VectorsError(f"{path}: no BERT here (neither it nor its export/ has a config.json); give a "
-                       f"'minibert pretrain' run folder, its export/, or a transformers BERT folder.")
+    from minibert.classify import ClassifierError, model_folder
+
+    try:
+        return model_folder(path)
+    except ClassifierError as exc:
+        raise VectorsError(str(exc)) from None
 
 
 def bert_tokenizer(folder: Path):
-    """The tokenizer saved with a BERT folder: a minibert tokenizer, or a transformers ``vocab.txt``."""
-    from minibert.tokenization import CONFIG_FILE, WordPieceTokenizer, load_tokenizer
+    """The tokenizer saved with a BERT folder (:func:`minibert.tokenization.load_tokenizer`)."""
+    from minibert.tokenization import load_tokenizer
 
-    if (folder / CONFIG_FILE).is_file() or (folder / "spm.model").is_file():
+    try:
         return load_tokenizer(folder)
-    if (folder / "vocab.txt").is_file():
-        lower = True
-        config = folder / "tokenizer_config.json"
-        if config.is_file():
-            lower = bool(json.loads(config.read_text(encoding="utf-8")).get("do_lower_case", True))
-        return WordPieceTokenizer.from_vocab_file(folder / "vocab.txt", do_lower_case=lower)
-    raise VectorsError(f"{folder}: no tokenizer next to the BERT (vocab.txt, spm.model or "
-                       f"minibert_tokenizer.json).")
+    except (FileNotFoundError, ValueError) as exc:
+        raise VectorsError(f"no tokenizer next to the BERT: {exc}.") from None
 
 
 def bert_input_embeddings(folder: Path) -> torch.Tensor:
