@@ -29,8 +29,12 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-class CLIError(Exception):
-    """Bad input or state: the message is one sentence saying what was wrong and what to do."""
+class CLIError(ValueError):
+    """Bad input or state: the message is one sentence saying what was wrong and what to do.
+
+    A ``ValueError``, so library callers that catch ``ValueError`` (bad
+    argument values) keep working when a library function raises it.
+    """
 
 
 # ----------------------------------------------------------------------------
@@ -63,11 +67,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)   # so given_options() sees every option by its full name
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         message = message.rstrip(".")
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}; see '{self.prog} --help'.\n")
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The ``dest`` names of the options written on the command line ``argv`` (not left at their default).
+
+    ``--resume`` uses it to tell "the user asked for this value" from "the
+    parser's default", so stored run settings win unless given explicitly.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = {word.split("=", 1)[0] for word in argv if word.startswith("-")}
+    return {action.dest for action in parser._actions if words & set(action.option_strings)}
 
 
 # ----------------------------------------------------------------------------

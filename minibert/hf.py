@@ -24,14 +24,15 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from minibert.cli import ArgumentParser, CLIError, run_command
 from minibert.model import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
+from minibert.training_utils import atomic_write, atomic_write_folder, read_checkpoint
 
 # ---------------------------------------------------------------------------- the mapping table
 
@@ -305,17 +306,43 @@ def to_transformers(model: nn.Module, attn_implementation: str = "eager"):
 # ---------------------------------------------------------------------------- folders
 
 def _read_weights(folder: Path) -> dict:
+    """The state dict of ``model.safetensors`` (preferred) or ``pytorch_model.bin``; a damaged file is named."""
     safetensors_file, bin_file = folder / "model.safetensors", folder / "pytorch_model.bin"
-    if safetensors_file.is_file():
+    for path in (safetensors_file, bin_file):
+        if not path.is_file():
+            continue
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path} is empty (0 bytes); export the model again.")
         try:
-            from safetensors.torch import load_file
-        except ImportError as exc:
-            raise ImportError(f"{safetensors_file} needs the safetensors package: pip install safetensors") from exc
-        return load_file(str(safetensors_file))
-    if bin_file.is_file():
-        return torch.load(bin_file, map_location="cpu", weights_only=True)
+            if path == safetensors_file:
+                from safetensors.torch import load_file
+
+                return load_file(str(path))
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except ImportError:
+            raise
+        except Exception as exc:   # safetensors' and torch's errors for truncated / foreign bytes
+            raise ValueError(f"{path} cannot be read: the file is truncated or not a weights file "
+                             f"({type(exc).__name__}); export the model again.") from None
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors.")
+        return state
     raise FileNotFoundError(f"{folder} holds neither model.safetensors nor pytorch_model.bin "
                             f"(sharded checkpoints are not supported).")
+
+
+def _read_config(config_file: Path) -> dict:
+    """``config.json`` as a dict, or a ``ValueError`` naming the file and what is wrong with it."""
+    try:
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{config_file} is not UTF-8 text, so it is not a transformers config.json.") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{config_file} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}).") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{config_file} holds a JSON {type(raw).__name__}, not the object of a model config.")
+    return raw
 
 
 def load_pretrained(folder, cls=BertModel, **kwargs) -> nn.Module:
@@ -333,12 +360,14 @@ def load_pretrained(folder, cls=BertModel, **kwargs) -> nn.Module:
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder} is not a checkpoint folder: it has no config.json.")
-    with config_file.open(encoding="utf-8") as f:
-        raw = json.load(f)
+    raw = _read_config(config_file)
     if raw.get("model_type") != "bert":
         raise ValueError(f"{config_file} describes a {raw.get('model_type')!r} model; minibert loads only "
                          f"BERT checkpoints (model_type 'bert').")
-    config = BertConfig.from_dict(raw)
+    try:
+        config = BertConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{config_file} is not a usable BERT config: {str(exc).rstrip('.')}.") from None
     if cls is BertForSequenceClassification:
         if "num_labels" not in kwargs:
             kwargs["num_labels"] = len(raw.get("id2label") or {}) or 2
@@ -390,30 +419,19 @@ def save_pretrained(model: nn.Module, folder, safe_serialization: bool = True,
             warnings.warn(f"this classifier reads {model.pooling!r} sentence vectors; transformers' "
                           f"BertForSequenceClassification reads the pooler output, so its logits will differ "
                           f"(minibert.hf.load_pretrained reproduces them).", stacklevel=2)
-    _atomic_write(folder / "config.json", lambda path: path.write_text(
+    atomic_write(folder / "config.json", lambda path: path.write_text(
         json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
     if safe_serialization:
-        try:
-            from safetensors.torch import save_file
-        except ImportError as exc:
-            raise ImportError("writing model.safetensors needs the safetensors package: pip install safetensors, "
-                              "or pass safe_serialization=False for pytorch_model.bin") from exc
-        _atomic_write(folder / "model.safetensors",
-                      lambda path: save_file(state, str(path), metadata={"format": "pt"}))
+        from safetensors.torch import save_file
+
+        atomic_write(folder / "model.safetensors", lambda path: save_file(state, str(path), metadata={"format": "pt"}))
+        other = folder / "pytorch_model.bin"
     else:
-        _atomic_write(folder / "pytorch_model.bin", lambda path: torch.save(state, path))
+        atomic_write(folder / "pytorch_model.bin", lambda path: torch.save(state, path))
+        other = folder / "model.safetensors"
+    if other.exists():   # one weights file per folder, so what loads is what was just written
+        other.unlink()
     return folder
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # ---------------------------------------------------------------------------- training checkpoints
@@ -425,13 +443,12 @@ def load_checkpoint(path) -> BertForPreTraining:
     and ``config`` (``BertConfig.to_dict()``), read with ``weights_only=True``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}.")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise ValueError(f"{path} is not a minibert training checkpoint: expected a dict with "
-                         f"'model' and 'config' entries.")
-    config = BertConfig.from_dict(checkpoint["config"])
+    checkpoint = read_checkpoint(path, "minibert checkpoint",
+                                 hint="give the checkpoint.pt of a minibert pretrain run (--checkpoint)")
+    try:
+        config = BertConfig.from_dict(checkpoint["config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CLIError(f"{path} holds an unusable BertConfig ({str(exc).rstrip('.')})") from None
     model = BertForPreTraining(config)
     state = {}
     for key, tensor in checkpoint["model"].items():
@@ -441,48 +458,71 @@ def load_checkpoint(path) -> BertForPreTraining:
         state[key] = tensor
     if "mlm.decoder.weight" not in state and "bert.embeddings.word_embeddings.weight" in state:
         state["mlm.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError:
+        raise CLIError(f"{path} holds weights whose shapes do not fit its own config; the file is damaged") from None
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{path} does not fit BertForPreTraining({config}): missing {result.missing_keys}, "
-                         f"unexpected {result.unexpected_keys}.")
+        raise CLIError(f"{path} does not fit BertForPreTraining: missing {len(result.missing_keys)} tensors "
+                       f"(e.g. {result.missing_keys[:2]}), unexpected {len(result.unexpected_keys)} "
+                       f"(e.g. {result.unexpected_keys[:2]})")
     return model.eval()
 
 
-def main(argv: list[str] | None = None, prog: str = "minibert export") -> int:
-    """``minibert export``: convert a training checkpoint into a transformers folder."""
-    parser = argparse.ArgumentParser(
+def build_parser(prog: str = "minibert export") -> ArgumentParser:
+    """The options of ``minibert export``."""
+    parser = ArgumentParser(
         prog=prog,
         description="Convert a minibert training checkpoint (written by `minibert pretrain`) into a "
                     "folder that transformers loads with BertForPreTraining/BertModel.from_pretrained.")
     parser.add_argument("--checkpoint", required=True,
                         help="path to the checkpoint .pt file (a dict with 'model' and 'config')")
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--out", required=True,
+                        help="output folder; it is written as a whole (temporary folder, then swapped in)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out when it already holds files (otherwise refused)")
     parser.add_argument("--model", choices=["pretraining", "bert"], default="pretraining",
                         help="'pretraining' exports encoder + MLM/NSP heads (BertForPreTraining); "
-                             "'bert' exports the encoder only (BertModel). Default: pretraining")
+                             "'bert' exports the encoder only (BertModel)")
     parser.add_argument("--format", choices=["safetensors", "bin"], default="safetensors",
-                        help="weights file: model.safetensors (default) or pytorch_model.bin")
+                        help="weights file: model.safetensors or pytorch_model.bin")
     parser.add_argument("--tokenizer", default=None,
                         help="optional tokenizer folder whose files (e.g. vocab.txt) are copied into --out")
-    args = parser.parse_args(argv)
-    try:
-        model = load_checkpoint(args.checkpoint)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def export(args) -> int:
+    """Run ``minibert export`` for parsed ``args``."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is a file, not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise CLIError(f"--out {out} already holds files; pass --overwrite to replace the whole folder, or "
+                       f"choose another --out")
+    if args.tokenizer and not Path(args.tokenizer).is_dir():
+        raise CLIError(f"--tokenizer {args.tokenizer} is not a folder")
+    model = load_checkpoint(args.checkpoint)
     target = model if args.model == "pretraining" else model.bert
-    folder = save_pretrained(target, args.out, safe_serialization=args.format == "safetensors")
-    if args.tokenizer:
-        source = Path(args.tokenizer)
-        if not source.is_dir():
-            print(f"{prog}: --tokenizer {source} is not a folder.", file=sys.stderr)
-            return 2
-        for file in source.iterdir():
-            if file.is_file() and file.name != "config.json":
-                shutil.copy(file, folder / file.name)
+
+    def fill(folder: Path) -> None:
+        save_pretrained(target, folder, safe_serialization=args.format == "safetensors")
+        if args.tokenizer:
+            for file in Path(args.tokenizer).iterdir():
+                if file.is_file() and file.name != "config.json":
+                    shutil.copy(file, folder / file.name)
+
+    try:
+        folder = atomic_write_folder(out, fill)
+    except PermissionError as exc:
+        raise CLIError(f"--out {out} cannot be written ({exc.strerror}); choose a folder you can write to") from None
     print(f"wrote {folder} ({HF_CLASS_NAMES[type(target)]}, "
           f"{sum(p.numel() for p in target.parameters()):,} parameters)")
     return 0
+
+
+def main(argv: list[str] | None = None, prog: str = "minibert export") -> int:
+    """``minibert export``: convert a training checkpoint into a transformers folder."""
+    return run_command(prog, build_parser(prog), export, argv)
 
 
 if __name__ == "__main__":

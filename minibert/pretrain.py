@@ -35,10 +35,14 @@ Multi-GPU / multi-node: ``torchrun --nproc_per_node 4 -m minibert.pretrain ...``
 Only rank 0 prints and writes. The global batch is
 ``--batch-size`` x processes x ``--grad-accum``.
 
-Test hooks (environment variables, used by ``tests/test_pretrain.py``):
-``MINIBERT_FAULT_NONFINITE_AT_STEP=N`` turns the loss of step ``N`` into NaN
-(to test the stop-on-NaN path); ``MINIBERT_STEP_DELAY=SECONDS`` sleeps after
-every step (so a test can SIGKILL a run mid-way).
+Run folders are never overwritten implicitly: a folder that holds files is
+refused unless ``--resume`` (continue it) or ``--overwrite`` (delete it and
+start again) is given. ``--resume`` takes the run's settings from its
+checkpoint; data paths given on the resume command line win (the stored
+ones are absolute, so resuming works from any directory), a different
+model or optimisation setting is refused, and ``--max-steps N`` extends the
+run (see ``--help``). Ctrl-C prints where the last checkpoint is and the
+command that resumes.
 """
 
 from __future__ import annotations
@@ -54,32 +58,40 @@ from pathlib import Path
 
 import torch
 
-from minibert.cli import CLIError
-from minibert.model import PRESETS, BertConfig, BertForPreTraining
+from minibert.cli import (ArgumentParser, CLIError, given_options, non_negative_float, non_negative_int,
+                          positive_float, positive_int, probability, run_command)
+from minibert.model import IGNORE_INDEX, PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import PretrainingDataset, build_examples, generator_for_epoch, iterate_batches
 from minibert.tokenization import SentencePieceTokenizer, load_tokenizer
 from minibert.training_utils import (
     PRECISIONS,
     Distributed,
+    MetricsLog,
+    RunningSums,
+    absolute_path,
     atomic_torch_save,
-    atomic_write_text,
+    atomic_write_folder,
     autocast,
     enable_tf32,
-    hardware_string,
+    format_seconds,
     learning_rate,
     parameter_groups,
     pick_device,
     plot_curves,
+    prepare_run_folder,
+    progress_line,
+    read_checkpoint,
     read_metrics,
     resolve_precision,
     rng_state,
     set_rng_state,
     setup_distributed,
     teardown_distributed,
+    write_results,
 )
 from minibert.wikitext import documents, find_corpus
 
-IGNORE_INDEX = -100
+COMMAND = "minibert pretrain"
 CHECKPOINT = "checkpoint.pt"
 VALID_BATCH_SIZE = 32   # fixed, so the valid masks do not depend on --batch-size or the number of processes
 
@@ -88,6 +100,7 @@ RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokeni
             "max_steps", "batch_size", "grad_accum", "seq_len", "lr", "warmup_steps",
             "weight_decay", "clip_grad", "mlm_probability", "whole_word_mask", "seed",
             "eval_batches")
+DATA_KEYS = ("train", "valid", "data_dir")   # may be given again on --resume (the data moved)
 
 
 class PretrainError(CLIError):
@@ -102,30 +115,19 @@ class NonFiniteLoss(Exception):
 # command line
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """Append "(default: X)" to an option's help when it has a meaningful default not already explained."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" not in text and action.default not in (None, False, [], argparse.SUPPRESS):
-            text += " (default: %(default)s)"
-        return text
-
-
 def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
     """The ``minibert pretrain`` options; the defaults train the ``tiny`` preset on a laptop CPU."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog,
         description="Pretrain a mini-BERT with masked-language modelling and next-sentence "
                     "prediction. Without --train/--valid/--data-dir it uses WikiText-2 "
-                    "($MINIBERT_DATA_DIR, the cache, or a download on first use).",
-        formatter_class=_HelpFormatter)
+                    "($MINIBERT_DATA_DIR, the cache, or a download on first use).")
     g = p.add_argument_group("model")
     g.add_argument("--preset", default="tiny",
                    help="model size: tiny, mini, small, medium or base (see minibert.model.PRESETS)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one BertConfig field, e.g. --set hidden_dropout_prob=0; repeatable")
-    g.add_argument("--vocab-size", type=int, default=None,
+    g.add_argument("--vocab-size", type=positive_int, default=None,
                    help="SentencePiece vocabulary size to train (default: the preset's vocab_size)")
     g = p.add_argument_group("data")
     g.add_argument("--train", default=None, help="training text file (WikiText raw format or plain "
@@ -137,23 +139,28 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="never download WikiText; fail if it is not found locally")
     g.add_argument("--tokenizer", default=None,
                    help="folder of a saved minibert tokenizer to use instead of training one")
-    g.add_argument("--seq-len", type=int, default=128,
+    g.add_argument("--seq-len", type=positive_int, default=128,
                    help="tokens per sentence pair, [CLS] and [SEP]s included (<= max_position_embeddings)")
-    g.add_argument("--mlm-probability", type=float, default=0.15, help="fraction of tokens to predict")
+    g.add_argument("--mlm-probability", type=probability, default=0.15,
+                   help="fraction of tokens to predict (0 < p <= 1)")
     g.add_argument("--whole-word-mask", action="store_true",
                    help="mask all pieces of a word together")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-steps", type=int, default=1000, help="optimizer steps to train for")
-    g.add_argument("--batch-size", type=int, default=32,
+    g.add_argument("--max-steps", type=positive_int, default=1000,
+                   help="optimizer steps to train for; with --resume a larger N extends the run: the "
+                        "learning rate then follows the linear decay to 0 at N from the resumed step on, as "
+                        "if N had been given from the start (no new warm-up)")
+    g.add_argument("--batch-size", type=positive_int, default=32,
                    help="sentence pairs per micro-batch and process; global batch = this x processes x --grad-accum")
-    g.add_argument("--grad-accum", type=int, default=1,
+    g.add_argument("--grad-accum", type=positive_int, default=1,
                    help="micro-batches whose gradients are summed before each optimizer step")
-    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW")
-    g.add_argument("--warmup-steps", type=int, default=100,
-                   help="steps of linear warm-up from 0 to --lr; then linear decay to 0 at --max-steps")
-    g.add_argument("--weight-decay", type=float, default=0.01,
+    g.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW")
+    g.add_argument("--warmup-steps", type=non_negative_int, default=100,
+                   help="steps of linear warm-up from 0 to --lr (at most --max-steps); then linear decay to 0 "
+                        "at --max-steps")
+    g.add_argument("--weight-decay", type=non_negative_float, default=0.01,
                    help="AdamW weight decay (never on biases and LayerNorm parameters)")
-    g.add_argument("--clip-grad", type=float, default=1.0, help="clip the global gradient norm to this")
+    g.add_argument("--clip-grad", type=positive_float, default=1.0, help="clip the global gradient norm to this (> 0)")
     g.add_argument("--seed", type=int, default=1234,
                    help="seed of the initialisation, NSP pairing, masking and dropout")
     g = p.add_argument_group("hardware")
@@ -166,14 +173,17 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder (default: runs/<preset>)")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run saved in --out/checkpoint.pt exactly where it stopped "
-                        "(run settings are read from the checkpoint)")
-    g.add_argument("--log-every", type=int, default=10, help="print a progress line every N steps")
-    g.add_argument("--eval-every", type=int, default=200,
+                   help="continue the run saved in --out/checkpoint.pt exactly where it stopped; the run's "
+                        "settings are read from the checkpoint: --train/--valid/--data-dir given again win "
+                        "(data moved), --max-steps N extends the run, any other setting that differs is refused")
+    g.add_argument("--overwrite", action="store_true",
+                   help="delete everything in --out first (a folder holding files is otherwise refused)")
+    g.add_argument("--log-every", type=positive_int, default=10, help="print a progress line every N steps")
+    g.add_argument("--eval-every", type=positive_int, default=200,
                    help="evaluate on the valid split every N steps (and at the end)")
-    g.add_argument("--eval-batches", type=int, default=50,
+    g.add_argument("--eval-batches", type=non_negative_int, default=50,
                    help="evaluate on the first N valid batches of 32 pairs (0 = all of them)")
-    g.add_argument("--save-every", type=int, default=200,
+    g.add_argument("--save-every", type=positive_int, default=200,
                    help="write checkpoint.pt every N steps (and at the end)")
     return p
 
@@ -199,6 +209,8 @@ def parse_overrides(items: list[str]) -> dict:
 def read_documents(path: str | os.PathLike, role: str) -> list[list[str]]:
     """The documents (lists of sentences) of a text file, or one clear error."""
     path = Path(path)
+    if path.is_dir():
+        raise PretrainError(f"the {role} file {path} is a folder; give the text file itself (--{role}).")
     if not path.is_file():
         raise PretrainError(f"the {role} file {path} does not exist; check --{role} or --data-dir.")
     try:
@@ -293,6 +305,15 @@ def pretraining_sums(model, batch: dict) -> dict:
 STAT_KEYS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
 
 
+def pretraining_metrics(sums: dict) -> dict:
+    """Means from summed statistics: ``loss`` = MLM + NSP loss, the two losses, and the two accuracies."""
+    mlm_loss = sums["mlm_loss_sum"] / max(sums["mlm_count"], 1)
+    nsp_loss = sums["nsp_loss_sum"] / max(sums["nsp_count"], 1)
+    return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
+            "mlm_accuracy": sums["mlm_correct"] / max(sums["mlm_count"], 1),
+            "nsp_accuracy": sums["nsp_correct"] / max(sums["nsp_count"], 1)}
+
+
 @torch.no_grad()
 def evaluate(model, batches: list[dict], device, precision: str, ctx: Distributed) -> dict:
     """MLM loss, MLM accuracy, perplexity and NSP loss/accuracy over the fixed valid batches.
@@ -303,36 +324,27 @@ def evaluate(model, batches: list[dict], device, precision: str, ctx: Distribute
     """
     was_training = model.training
     model.eval()
-    totals = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=device)
+    totals = RunningSums(STAT_KEYS, device)
     for batch in batches[ctx.rank::ctx.world_size]:
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(device, precision):
-            sums = pretraining_sums(model, batch)
-        totals += torch.stack([sums[k].double() for k in STAT_KEYS])
-    ctx.all_reduce_sum(totals)
+            totals.add(pretraining_sums(model, batch))
+    t = totals.totals(ctx)
     model.train(was_training)
-    t = dict(zip(STAT_KEYS, totals.tolist()))
-    mlm_loss = t["mlm_loss_sum"] / max(t["mlm_count"], 1)
+    m = pretraining_metrics(t)
     return {
-        "mlm_loss": mlm_loss,
-        "mlm_accuracy": t["mlm_correct"] / max(t["mlm_count"], 1),
-        "perplexity": math.exp(min(mlm_loss, 700.0)),
-        "nsp_loss": t["nsp_loss_sum"] / max(t["nsp_count"], 1),
-        "nsp_accuracy": t["nsp_correct"] / max(t["nsp_count"], 1),
+        "mlm_loss": m["mlm_loss"],
+        "mlm_accuracy": m["mlm_accuracy"],
+        "perplexity": math.exp(min(m["mlm_loss"], 700.0)),
+        "nsp_loss": m["nsp_loss"],
+        "nsp_accuracy": m["nsp_accuracy"],
         "masked_tokens": int(t["mlm_count"]),
         "pairs": int(t["nsp_count"]),
     }
 
 
 # ----------------------------------------------------------------------------
-# the run
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+# the run: settings, data, tokenizer
 
 
 def _resolve_data(args, say) -> tuple[Path, Path, str]:
@@ -350,6 +362,11 @@ def _resolve_data(args, say) -> tuple[Path, Path, str]:
     return Path(train), Path(valid), note or ""
 
 
+def _longest_line(path: Path) -> int:
+    with open(path, "rb") as f:
+        return max((len(line) for line in f), default=0)
+
+
 def _load_or_train_tokenizer(args, train_path: Path, out: Path, ctx: Distributed, vocab_size: int, say):
     """Rank 0 trains (or copies) the tokenizer into ``out/tokenizer``; every rank then loads it."""
     folder = out / "tokenizer"
@@ -365,6 +382,11 @@ def _load_or_train_tokenizer(args, train_path: Path, out: Path, ctx: Distributed
             try:
                 SentencePieceTokenizer.train([str(train_path)], vocab_size, folder=str(folder), seed=args.seed)
             except (ValueError, RuntimeError) as exc:
+                longest = _longest_line(train_path)
+                if longest > 4192:   # SentencePiece's max_sentence_length: longer lines are skipped
+                    raise PretrainError(f"tokenizer training on {train_path} failed: its lines are up to "
+                                        f"{longest:,} bytes long and SentencePiece skips lines over 4,192 bytes; "
+                                        f"put one paragraph per line (blank lines between documents)") from None
                 raise PretrainError(f"tokenizer training on {train_path} failed: "
                                     f"{str(exc).strip().splitlines()[-1].rstrip('.')} (--vocab-size).") from None
             say(f"tokenizer: trained SentencePiece ({vocab_size} pieces) on {train_path} "
@@ -373,38 +395,74 @@ def _load_or_train_tokenizer(args, train_path: Path, out: Path, ctx: Distributed
     return load_tokenizer(folder)
 
 
-def run(args, prog: str = "minibert pretrain") -> dict:
-    """Train as ``args`` says and return the results dict (also written to ``results.json``)."""
+def apply_resume_settings(args, stored: dict, given: set, step: int) -> str:
+    """Take the run's settings from its checkpoint (``stored``) and say what the resume does.
+
+    Options written on the command line (``given``) win for the data paths
+    (:data:`DATA_KEYS`); ``--max-steps`` may extend the run; any other
+    setting given with a different value than the run's is refused (the
+    model shape, tokenizer and optimisation of a run are fixed).
+    """
+    for key in RUN_KEYS:
+        if key in DATA_KEYS and key in given:
+            continue
+        if key == "max_steps" and key in given:
+            if args.max_steps < step:
+                raise PretrainError(f"--max-steps {args.max_steps} is below the {step} steps this run has "
+                                    f"already trained; give --max-steps >= {step} to continue or extend it")
+            continue
+        if key in given and getattr(args, key) != stored[key]:
+            flag = "--" + key.replace("_", "-")
+            raise PretrainError(f"--resume continues the run with its own {flag} {stored[key]!r}, but "
+                                f"{getattr(args, key)!r} was given; drop {flag}, or start a new run in "
+                                f"another --out")
+        setattr(args, key, stored[key])
+    if args.max_steps > stored["max_steps"]:
+        return (f"extending the run from --max-steps {stored['max_steps']} to {args.max_steps}: the learning "
+                f"rate follows the linear decay to 0 at step {args.max_steps} from step {step} on")
+    return ""
+
+
+def check_settings(args) -> None:
+    """Checks between options (each one alone is checked by the parser)."""
+    if args.preset not in PRESETS:
+        raise PretrainError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
+    if args.warmup_steps > args.max_steps:
+        raise PretrainError(f"--warmup-steps {args.warmup_steps} is longer than --max-steps {args.max_steps}, "
+                            f"so the learning rate would never reach --lr; lower --warmup-steps")
+
+
+def run(args, prog: str = COMMAND, given: set | None = None) -> dict:
+    """Train as ``args`` says and return the results dict (also written to ``results.json``).
+
+    ``given`` are the options written on the command line (they win over a
+    resumed run's stored settings where that is safe; see :func:`apply_resume_settings`).
+    """
     ctx = setup_distributed(args.device)
     say = (lambda *a: print(*a, flush=True)) if ctx.is_main else (lambda *a: None)
     try:
-        return _run(args, ctx, say)
+        return _run(args, ctx, say, given if given is not None else set())
     finally:
         teardown_distributed(ctx)
 
 
-def _run(args, ctx: Distributed, say) -> dict:
+def _run(args, ctx: Distributed, say, given: set) -> dict:
     started = time.time()
-    out = Path(args.out or f"runs/{args.preset}")
+    out = prepare_run_folder(args.out or f"runs/{args.preset}", args.resume, args.overwrite, create=False)
+    ctx.barrier()   # every process has checked the folder before the main one creates or clears it
+    for key in ("train", "valid", "data_dir", "tokenizer"):   # stored absolute: resume works from anywhere
+        setattr(args, key, absolute_path(getattr(args, key)))
 
     # ---- resume: the run's settings come from its checkpoint ---------------------------
     checkpoint = None
     if args.resume:
-        path = out / CHECKPOINT
-        if not path.is_file():
-            raise PretrainError(f"--resume: there is no {CHECKPOINT} in {out}; start without --resume "
-                                f"or point --out at the folder of the run to continue.")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        for key in RUN_KEYS:
-            setattr(args, key, checkpoint["args"][key])
-        say(f"resuming {out} from step {checkpoint['step']}")
+        checkpoint = read_checkpoint(out / CHECKPOINT, "minibert pretrain checkpoint",
+                                     hint="start without --resume, or point --out at the folder of the run")
+        note = apply_resume_settings(args, checkpoint["args"], given, checkpoint["step"])
+        say(f"resuming {out} from step {checkpoint['step']}" + (f"; {note}" if note else ""))
+    check_settings(args)
 
     # ---- checks that need no data -------------------------------------------------------
-    if args.preset not in PRESETS:
-        raise PretrainError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
-    for name in ("max_steps", "batch_size", "grad_accum", "seq_len", "log_every", "eval_every", "save_every"):
-        if getattr(args, name) < 1:
-            raise PretrainError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     overrides = parse_overrides(args.set)
     try:
         probe = BertConfig.from_preset(args.preset, **{k: v for k, v in overrides.items() if k != "vocab_size"})
@@ -415,25 +473,18 @@ def _run(args, ctx: Distributed, say) -> dict:
         raise PretrainError(f"--seq-len {args.seq_len} is longer than the model's max_position_embeddings "
                             f"({probe.max_position_embeddings}); lower --seq-len or "
                             f"--set max_position_embeddings={args.seq_len}.")
-
-    try:
-        device = pick_device(args.device, ctx.local_rank)
-        precision = resolve_precision(args.precision, device)
-    except ValueError as exc:
-        raise PretrainError(str(exc)) from None
+    device = pick_device(args.device, ctx.local_rank)
+    precision = resolve_precision(args.precision, device)
     if device.type == "cuda":
         enable_tf32()
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not args.resume and (out / CHECKPOINT).exists():
-            say(f"note: starting a new run in {out}; its old {CHECKPOINT} will be overwritten "
-                f"(use --resume to continue it instead)")
-    ctx.barrier()
 
     # ---- data and tokenizer ------------------------------------------------------------
     train_path, valid_path, data_note = _resolve_data(args, say)
     train_docs = read_documents(train_path, "train")
     valid_docs = read_documents(valid_path, "valid")
+    if ctx.is_main:
+        prepare_run_folder(out, args.resume, args.overwrite)
+    ctx.barrier()
     tokenizer = _load_or_train_tokenizer(args, train_path, out, ctx, vocab_size, say)
     config = BertConfig.from_preset(args.preset, **{**overrides, "vocab_size": tokenizer.vocab_size})
 
@@ -456,8 +507,12 @@ def _run(args, ctx: Distributed, say) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step, epoch, position, train_seconds, tokens_seen = 0, 0, 0, 0.0, 0
     if checkpoint is not None:
-        raw_model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            raw_model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError):
+            raise PretrainError(f"{out / CHECKPOINT} does not fit the model it describes; the file is damaged "
+                                f"(start again with --overwrite)") from None
         if checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
         step, epoch, position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
@@ -482,15 +537,8 @@ def _run(args, ctx: Distributed, say) -> dict:
         f"global batch {global_batch} x {args.seq_len} tokens")
 
     # ---- bookkeeping -------------------------------------------------------------------
-    metrics_path = out / "metrics.jsonl"
-    if ctx.is_main:
-        kept = [r for r in read_metrics(metrics_path) if r["step"] <= step] if checkpoint else []
-        atomic_write_text("".join(json.dumps(r) + "\n" for r in kept), metrics_path)
-
-    def log(record: dict) -> None:
-        if ctx.is_main:
-            with open(metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+    metrics = MetricsLog(out / "metrics.jsonl", resume_step=step if checkpoint else None, enabled=ctx.is_main)
+    title = f"minibert pretrain --preset {args.preset} ({train_path.name})"
 
     def save_checkpoint() -> None:
         states = [rng_state()]
@@ -507,10 +555,8 @@ def _run(args, ctx: Distributed, say) -> dict:
             }, out / CHECKPOINT)
         ctx.barrier()
 
-    fault_step = int(os.environ.get("MINIBERT_FAULT_NONFINITE_AT_STEP", "0"))
-    step_delay = float(os.environ.get("MINIBERT_STEP_DELAY", "0"))
     stream = training_stream(train_set, global_micro, args.seed, epoch, position, ctx)
-    window = torch.zeros(len(STAT_KEYS) + 1, dtype=torch.float64, device=device)  # + real tokens
+    window = RunningSums(STAT_KEYS + ("tokens",), device)   # the statistics since the last progress line
     window_time, window_start_step, valid_result = 0.0, step, None
     params = [p for p in raw_model.parameters() if p.requires_grad]
     model.train()
@@ -541,12 +587,9 @@ def _run(args, ctx: Distributed, say) -> dict:
                 with autocast(device, precision):
                     sums = pretraining_sums(model, batch)
                 loss = sums["mlm_loss_sum"] / max(n_masked, 1) + sums["nsp_loss_sum"] / n_pairs
-                if step + 1 == fault_step:
-                    loss = loss * float("nan")
                 scaler.scale(loss * ctx.world_size).backward()   # DDP averages: x P gives the global sum
             step_loss += loss.item()
-            window[:-1] += torch.stack([sums[key].detach().double() for key in STAT_KEYS])
-            window[-1] += batch["attention_mask"].sum()
+            window.add({**sums, "tokens": batch["attention_mask"].sum()})
 
         finite = torch.tensor([0.0 if math.isfinite(step_loss) else 1.0], device=device)
         if ctx.all_reduce_sum(finite).item() > 0:
@@ -558,46 +601,39 @@ def _run(args, ctx: Distributed, say) -> dict:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        if step_delay:
-            time.sleep(step_delay)
         elapsed = time.time() - tick
         train_seconds += elapsed
         window_time += elapsed
 
         if step % args.log_every == 0 or step == args.max_steps:
-            ctx.all_reduce_sum(window)
-            w = dict(zip(STAT_KEYS, window[:-1].tolist()))
-            tokens = int(window[-1].item())
-            tokens_seen += tokens
-            tps = tokens / max(window_time, 1e-9)
+            w = window.totals(ctx)
+            tokens_seen += int(w["tokens"])
+            tps = int(w["tokens"]) / max(window_time, 1e-9)
             eta = (args.max_steps - step) * window_time / max(step - window_start_step, 1)
-            record = {"split": "train", "step": step, "epoch": epoch,
-                      "loss": w["mlm_loss_sum"] / max(w["mlm_count"], 1) + w["nsp_loss_sum"] / max(w["nsp_count"], 1),
-                      "mlm_loss": w["mlm_loss_sum"] / max(w["mlm_count"], 1),
-                      "nsp_loss": w["nsp_loss_sum"] / max(w["nsp_count"], 1),
-                      "mlm_accuracy": w["mlm_correct"] / max(w["mlm_count"], 1),
-                      "lr": lr, "tokens_per_second": tps, "train_seconds": train_seconds}
-            log(record)
-            say(f"step {step:>{len(str(args.max_steps))}}/{args.max_steps} | loss {record['loss']:.4f} | "
-                f"mlm {record['mlm_loss']:.4f} | nsp {record['nsp_loss']:.4f} | lr {lr:.2e} | "
-                f"{tps:,.0f} tok/s | ETA {_format_seconds(eta)}")
-            window.zero_()
+            train = pretraining_metrics(w)
+            metrics.log("train", step, epoch=epoch, loss=train["loss"], mlm_loss=train["mlm_loss"],
+                        nsp_loss=train["nsp_loss"], mlm_accuracy=train["mlm_accuracy"], lr=lr,
+                        tokens_per_second=tps, train_seconds=train_seconds)
+            say(progress_line("step", step, args.max_steps,
+                              [f"loss {train['loss']:.4f}", f"mlm {train['mlm_loss']:.4f}",
+                               f"nsp {train['nsp_loss']:.4f}", f"lr {lr:.2e}"], rate=tps, eta_seconds=eta))
+            window.reset()
             window_time, window_start_step = 0.0, step
 
         if step % args.eval_every == 0 or step == args.max_steps:
             valid_result = evaluate(raw_model, valid_batches, device, precision, ctx)
-            log({"split": "valid", "step": step, **valid_result})
+            metrics.log("valid", step, **valid_result)
             say(f"  valid @ {step}: mlm loss {valid_result['mlm_loss']:.4f} | mlm acc "
                 f"{valid_result['mlm_accuracy']:.4f} | ppl {valid_result['perplexity']:.1f} | "
                 f"nsp acc {valid_result['nsp_accuracy']:.4f}")
             if ctx.is_main:
-                plot_curves(read_metrics(metrics_path), out / "curves.png",
-                            title=f"minibert pretrain --preset {args.preset} ({train_path.name})")
+                plot_curves(metrics.records(), out / "curves.png", title=title)
 
         if step % args.save_every == 0 or step == args.max_steps:
             save_checkpoint()
+    metrics.close()
 
-    # ---- the end: results and export ---------------------------------------------------
+    # ---- the end: results, then the export ---------------------------------------------
     if valid_result is None:   # resumed a finished run
         valid_result = evaluate(raw_model, valid_batches, device, precision, ctx)
     results = {
@@ -610,61 +646,94 @@ def _run(args, ctx: Distributed, say) -> dict:
         "valid_nsp_accuracy": valid_result["nsp_accuracy"],
         "valid_masked_tokens": valid_result["masked_tokens"],
         "valid_pairs": valid_result["pairs"],
-        "train_seconds": train_seconds,
         "wall_seconds_this_process": time.time() - started,
         "tokens_seen": tokens_seen,
-        "parameters": n_params,
         "global_batch_size": global_batch,
         "world_size": ctx.world_size,
-        "device": str(device),
+    }
+    extra = {
         "precision": precision,
         "compiled": bool(args.compile),
-        "hardware": hardware_string(device),
         "config": config.to_dict(),
         "data": {"train": str(train_path), "valid": str(valid_path), "note": data_note,
                  "train_pairs": len(train_set), "valid_pairs_used": valid_result["pairs"]},
         "tokenizer": {"kind": type(tokenizer).__name__, "vocab_size": tokenizer.vocab_size,
                       "folder": str(out / "tokenizer")},
-        "args": {k: getattr(args, k) for k in RUN_KEYS},
+        "export": str(out / "export"),
     }
     if ctx.is_main:
-        export = out / "export"
-        try:
-            from minibert.hf import save_pretrained
-        except ImportError as exc:
-            say(f"note: no export folder written (minibert.hf.save_pretrained unavailable: {exc})")
-        else:
-            save_pretrained(raw_model, export)
-            tokenizer.save(export)
-            results["export"] = str(export)
-            say(f"export: {export} (transformers.BertForPreTraining.from_pretrained loads it)")
-        atomic_write_text(json.dumps(results, indent=2) + "\n", out / "results.json")
-        plot_curves(read_metrics(metrics_path), out / "curves.png",
-                    title=f"minibert pretrain --preset {args.preset} ({train_path.name})")
-        say(f"done: {step} steps in {_format_seconds(train_seconds)} of training; valid MLM accuracy "
+        results = write_results(out, COMMAND, results, num_parameters=n_params, train_seconds=train_seconds,
+                                args={k: getattr(args, k) for k in RUN_KEYS}, device=device, **extra)
+        plot_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png", title=title)
+        say(f"done: {step} steps in {format_seconds(train_seconds)} of training; valid MLM accuracy "
             f"{results['valid_mlm_accuracy']:.4f}, perplexity {results['valid_perplexity']:.1f}, NSP accuracy "
             f"{results['valid_nsp_accuracy']:.4f}; results in {out / 'results.json'}")
+        export_run(raw_model, tokenizer, out)
+        say(f"export: {out / 'export'} (transformers.BertForPreTraining.from_pretrained loads it)")
     ctx.barrier()
     return results
 
 
-def main(argv: list[str] | None = None, prog: str = "minibert pretrain") -> int:
-    """Entry point of ``minibert pretrain`` and ``python -m minibert.pretrain``; returns the exit code."""
-    args = build_parser(prog).parse_args(argv)
+class ExportFailed(Exception):
+    """Training finished and its results are written, but the transformers export did not succeed."""
+
+
+def export_run(model: BertForPreTraining, tokenizer, out: Path) -> Path:
+    """Write ``out/export`` (weights, config, tokenizer) through a temporary folder swapped into place."""
+    from minibert.hf import save_pretrained
+
+    def fill(folder: Path) -> None:
+        save_pretrained(model, folder)
+        tokenizer.save(folder)
+
     try:
-        run(args, prog)
-    except CLIError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except NonFiniteLoss as exc:
-        out = Path(args.out or f"runs/{args.preset}")
-        kept = out / CHECKPOINT
-        where = (f"the last good checkpoint {kept} is kept" if kept.exists()
-                 else "no checkpoint had been written yet")
-        print(f"{prog}: error: the training loss became NaN or infinite at step {exc.args[0]}, so the run "
-              f"stopped; {where} (lower --lr or use --precision fp32, then --resume).", file=sys.stderr)
-        return 1
-    return 0
+        return atomic_write_folder(out / "export", fill)
+    except (ImportError, OSError, RuntimeError, ValueError) as exc:
+        raise ExportFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def _resume_command(out: Path) -> str:
+    return f"minibert pretrain --out {out} --resume"
+
+
+def _interrupted(args) -> str:
+    out = Path(args.out or f"runs/{args.preset}").absolute()
+    path = out / CHECKPOINT
+    if not path.is_file():
+        return (f"interrupted before the first checkpoint; nothing to resume in {out} "
+                f"(rerun the command with --overwrite to start again)")
+    try:
+        step = f" (step {read_checkpoint(path, 'minibert pretrain checkpoint')['step']})"
+    except CLIError:
+        step = ""
+    return f"interrupted; the last checkpoint is {path}{step}; resume with: {_resume_command(out)}"
+
+
+def main(argv: list[str] | None = None, prog: str = COMMAND) -> int:
+    """Entry point of ``minibert pretrain`` and ``python -m minibert.pretrain``; returns the exit code."""
+    parser = build_parser(prog)
+    given = given_options(parser, argv)
+
+    def train(args) -> int:
+        out = Path(args.out or f"runs/{args.preset}").absolute()
+        try:
+            run(args, prog, given)
+        except NonFiniteLoss as exc:
+            kept = out / CHECKPOINT
+            where = (f"the last good checkpoint {kept} is kept" if kept.exists()
+                     else "no checkpoint had been written yet")
+            print(f"{prog}: error: the training loss became NaN or infinite at step {exc.args[0]}, so the run "
+                  f"stopped; {where} (lower --lr or use --precision fp32, then --resume).", file=sys.stderr)
+            return 1
+        except ExportFailed as exc:
+            print(f"{prog}: error: training finished and results.json, curves.png and {CHECKPOINT} are in {out}, "
+                  f"but the export failed ({exc}); fix that, then run `{_resume_command(out)}` or "
+                  f"`minibert export --checkpoint {out / CHECKPOINT} --out {out / 'export'} --overwrite`.",
+                  file=sys.stderr)
+            return 1
+        return 0
+
+    return run_command(prog, parser, train, argv, on_interrupt=_interrupted)
 
 
 if __name__ == "__main__":

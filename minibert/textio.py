@@ -19,6 +19,8 @@ def read_utf8(path, what: str = "file", error: type[Exception] = ValueError,
     the file in the message (e.g. ``"corpus file"``).
     """
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file; give the file itself.")
     if not path.is_file():
         raise missing(f"{what} {path} does not exist; check the path.")
     data = path.read_bytes()

@@ -287,7 +287,8 @@ def atomic_write_folder(folder: str | os.PathLike, fill: Callable[[Path], None])
 
 # kinds of checkpoint file and the entries that identify them (to name a mix-up in one sentence)
 CHECKPOINT_KINDS = {
-    "minibert pretrain checkpoint": ("model", "optimizer", "config", "step", "args"),
+    "minibert pretrain checkpoint": ("model", "optimizer", "config", "step", "args"),   # resumable
+    "minibert checkpoint": ("model", "config"),                                        # weights + BertConfig
     "textcnn model": ("config", "state_dict", "vocab", "labels"),
 }
 
@@ -384,6 +385,31 @@ def absolute_path(path) -> str | None:
 
 # ----------------------------------------------------------------------------
 # metrics log, results, progress line
+
+
+class RunningSums:
+    """Named float64 sums (e.g. ``mlm_loss_sum``, ``mlm_count``, ``tokens``) accumulated over steps.
+
+    :meth:`totals` adds them up over all processes in one all-reduce and
+    returns plain floats by name, so a loop never indexes positional slots.
+    """
+
+    def __init__(self, names, device):
+        self.names = tuple(names)
+        self.values = torch.zeros(len(self.names), dtype=torch.float64, device=device)
+
+    def add(self, sums: dict) -> None:
+        """Add ``sums[name]`` (tensors or numbers) to each name's running sum."""
+        self.values += torch.stack([torch.as_tensor(sums[name], device=self.values.device).detach().double()
+                                    for name in self.names])
+
+    def totals(self, ctx: "Distributed") -> dict:
+        """The sums over all processes (in place) as ``{name: float}``."""
+        ctx.all_reduce_sum(self.values)
+        return dict(zip(self.names, self.values.tolist()))
+
+    def reset(self) -> None:
+        self.values.zero_()
 
 
 class MetricsLog:

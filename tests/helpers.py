@@ -6,6 +6,7 @@ import importlib
 import os
 
 import pytest
+import torch
 
 
 def require_reference(module_name: str = "transformers"):
@@ -26,3 +27,22 @@ def require_reference(module_name: str = "transformers"):
 def max_abs_diff(a, b) -> float:
     """Largest absolute element-wise difference of two tensors, as a float."""
     return (a.detach().double() - b.detach().double()).abs().max().item()
+
+
+def toy_textcnn(mode="rand", vocab=30, dim=8, filters=5, dropout=0.0, seed=0, sparse=True, conv_padding="narrow"):
+    """A small seeded TextCNN (3 classes) for the model and optimizer tests."""
+    from textcnn.model import TextCNN, TextCNNConfig
+
+    torch.manual_seed(seed)
+    config = TextCNNConfig(vocab_size=vocab, num_classes=3, embedding_dim=dim, num_filters=filters,
+                           dropout=dropout, mode=mode, conv_padding=conv_padding)
+    vectors = torch.randn(vocab, dim) if mode != "rand" else None
+    return TextCNN(config, vectors, sparse_embedding=sparse)
+
+
+def random_token_batch(seed=0, vocab=30, n=6):
+    """``n`` random token-id lists (lengths 1..8, ids >= 2) and 3-class labels."""
+    g = torch.Generator().manual_seed(seed)
+    lists = [torch.randint(2, vocab, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist()
+             for _ in range(n)]
+    return lists, torch.randint(0, 3, (n,), generator=g)

@@ -253,6 +253,33 @@ def test_folder_of_another_model_type_is_refused_by_name(tmp_path):
         hf.load_pretrained(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("text,words", [("{not json", "is not valid JSON"), ("[1, 2]", "holds a JSON list"),
+                                        ('{"model_type": "bert", "hidden_size": "big"}', "not a usable BERT config")])
+def test_a_broken_config_json_is_named_with_what_is_wrong(tmp_path, text, words):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=words) as info:
+        hf.load_pretrained(tmp_path)
+    assert str(tmp_path / "config.json") in str(info.value)
+
+
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_truncated_or_empty_weights_file_is_named(tmp_path, weights, damage):
+    hf.save_pretrained(BertModel(small_config()), tmp_path, safe_serialization=weights == "model.safetensors")
+    path = tmp_path / weights
+    path.write_bytes(b"" if damage == "empty" else path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="is empty" if damage == "empty" else "truncated") as info:
+        hf.load_pretrained(tmp_path)
+    assert str(path) in str(info.value)
+
+
+def test_saving_one_weights_format_removes_the_other(tmp_path):
+    """A folder never holds both model.safetensors and pytorch_model.bin, so what loads is what was written."""
+    hf.save_pretrained(BertModel(small_config()), tmp_path)
+    hf.save_pretrained(BertModel(small_config()), tmp_path, safe_serialization=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "pytorch_model.bin"]
+
+
 def test_classifier_with_hidden_layer_cannot_be_exported(tmp_path):
     """transformers has no hidden classification layer: exporting one is refused with a reason."""
     model = BertForSequenceClassification(small_config(), 2, hidden_layer_size=8)
@@ -291,5 +318,5 @@ def test_load_checkpoint_strips_ddp_and_compile_prefixes(tmp_path):
     ids, tt, am = inputs(config)
     assert worst(our_outputs(model, ids, tt, am), our_outputs(loaded, ids, tt, am), am) == 0.0
     torch.save({"weights": {}}, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match="'model' and 'config'"):
+    with pytest.raises(ValueError, match="bad.pt is not one, not a minibert checkpoint .*model, config"):
         hf.load_checkpoint(tmp_path / "bad.pt")

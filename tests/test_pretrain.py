@@ -84,6 +84,17 @@ def subprocess_env(**extra) -> dict:
     return env
 
 
+# `python -c` program: `minibert pretrain` whose every forward pass sleeps, so a test can signal it mid-run
+SLOW_PRETRAIN = ("import sys, time; import minibert.pretrain as p; forward = p.pretraining_sums; "
+                 "p.pretraining_sums = lambda model, batch: (time.sleep({delay}), forward(model, batch))[1]; "
+                 "sys.exit(p.main(sys.argv[1:]))")
+
+
+def slow_pretrain_command(delay: float) -> list[str]:
+    """A command line that runs ``minibert pretrain`` with a sleep of ``delay`` seconds in every forward pass."""
+    return [sys.executable, "-c", SLOW_PRETRAIN.format(delay=delay)]
+
+
 # ---------------------------------------------------------------- schedule and optimizer
 
 
@@ -216,7 +227,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_with_the_same_parameters(cor
     assert main([*args, "--out", str(reference)]) == 0
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([*cmd, "--out", str(out)], env=subprocess_env(MINIBERT_STEP_DELAY=0.5),
+    process = subprocess.Popen([*slow_pretrain_command(0.5), *args, "--out", str(out)], env=subprocess_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while not (out / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
@@ -241,9 +252,21 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_with_the_same_parameters(cor
 def test_a_nan_loss_stops_the_run_with_one_sentence_and_keeps_the_last_good_checkpoint(corpus, tmp_path, capsys,
                                                                                         monkeypatch):
     """Fault injection: step 6's loss is NaN; exit code 1, a one-line message, checkpoint of step 4 intact."""
+    import minibert.pretrain as pretrain
+
     train, valid = corpus
     out = tmp_path / "nan"
-    monkeypatch.setenv("MINIBERT_FAULT_NONFINITE_AT_STEP", "6")
+    forward, calls = pretrain.pretraining_sums, []
+
+    def nan_at_step_6(model, batch):
+        sums = forward(model, batch)
+        if model.training:
+            calls.append(1)
+            if len(calls) == 6:   # one micro-batch per step: the 6th training forward pass is step 6
+                sums["mlm_loss_sum"] = sums["mlm_loss_sum"] * float("nan")
+        return sums
+
+    monkeypatch.setattr(pretrain, "pretraining_sums", nan_at_step_6)
     code = main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "10",
                  "--save-every", "4", "--eval-every", "100", "--eval-batches", "2"])
     err = capsys.readouterr().err.strip()

@@ -53,7 +53,10 @@ from textcnn.augment import augment, teacher_text
 from textcnn.kd import LOSSES, student_loss
 from textcnn.model import CONV_PADDINGS, MODES, TextCNN, TextCNNConfig
 from textcnn.predict import TextCNNClassifier
-from textcnn.train import Adadelta, EncodedSet, iterate_batches, predict_ids, save_model, tokenize
+from textcnn.data import EncodedSet, bucketed_batches, tokenize
+from textcnn.optim import Adadelta
+from textcnn.predict import predict_ids
+from textcnn.train import save_model
 from textcnn.vectors import VectorsError, add_vector_arguments, vectors_for
 
 TRANSFER_FILE = "transfer_set.pt"  # the transfer set and the teacher's logits on it, cached with the run
@@ -257,8 +260,8 @@ def run(args, log=print) -> dict:
             model.train()
             t0 = time.perf_counter()
             total, seen = 0.0, 0
-            for ids, lengths, index in iterate_batches(train_set, args.batch_size, min_len, shuffle=True,
-                                                       rng=rng, bucket=args.bucket):
+            for ids, lengths, index in bucketed_batches(train_set, args.batch_size, min_len, shuffle=True,
+                                                        rng=rng, bucket=args.bucket):
                 z_t, y = soft[index].to(device), gold[index].to(device)  # (B, C) teacher logits, (B,) gold or -100
                 z_s = model(ids.to(device), lengths.to(device))  # (B, C) student logits
                 loss = student_loss(args.loss, z_s, z_t, y, temperature=args.temperature, alpha=args.alpha)

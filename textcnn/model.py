@@ -77,6 +77,13 @@ class TextCNNConfig:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}.")
         if not self.window_sizes or min(self.window_sizes) < 1:
             raise ValueError(f"window_sizes must be positive integers, got {self.window_sizes}.")
+        for name in ("vocab_size", "embedding_dim", "num_filters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if not self.max_norm > 0:
+            raise ValueError(f"max_norm must be > 0, got {self.max_norm}.")
 
     def to_dict(self) -> dict:
         """Plain dict for JSON / checkpoints."""

@@ -9,14 +9,34 @@ the sentence. From Python: ``TextCNNClassifier.load(folder).predict([...])``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 from minibert.classification_data import Vocabulary, clean_text_kim
+from minibert.cli import ArgumentParser, CLIError, run_command
+from minibert.textio import read_utf8
+from minibert.training_utils import pick_device, read_checkpoint
+from textcnn.data import EncodedSet
 from textcnn.model import TextCNN, TextCNNConfig, pad_batch
+
+
+@torch.no_grad()
+def predict_ids(model: TextCNN, data: EncodedSet, device: torch.device,
+                batch_size: int = 500) -> list[int]:
+    """Predicted class ids of every example, in the order of ``data``."""
+    model.eval()
+    order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
+    out = [0] * len(data)
+    min_len = max(model.config.window_sizes)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        ids, lengths = pad_batch([data.ids[i] for i in chunk], min_length=min_len)
+        pred = model(ids.to(device), lengths.to(device)).argmax(-1).tolist()
+        for i, p in zip(chunk, pred):
+            out[i] = p
+    return out
 
 
 class TextCNNClassifier:
@@ -32,15 +52,21 @@ class TextCNNClassifier:
     def load(cls, path, device: str = "cpu") -> "TextCNNClassifier":
         """Load ``model.pt`` (or the folder holding it) written by ``textcnn train``."""
         path = Path(path)
+        hint = "pass the --out folder of 'textcnn train' (or its model.pt)"
         if path.is_dir():
+            if not (path / "model.pt").exists():
+                other = " (it holds a minibert checkpoint.pt)" if (path / "checkpoint.pt").exists() else ""
+                raise CLIError(f"{path} has no model.pt, so it is not a textcnn train run folder{other}; {hint}")
             path = path / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file; pass the --out folder of 'textcnn train'.")
-        state = torch.load(path, map_location=device, weights_only=True)
-        config = TextCNNConfig(**state["config"])
-        model = TextCNN(config)
-        model.load_state_dict(state["state_dict"])
-        return cls(model.to(device), Vocabulary(state["vocab"]), state["labels"], state.get("lowercase", True))
+        state = read_checkpoint(path, "textcnn model", hint=hint)
+        try:
+            model = TextCNN(TextCNNConfig(**state["config"]))
+            model.load_state_dict(state["state_dict"])
+            vocab = Vocabulary(state["vocab"])
+        except (TypeError, ValueError, RuntimeError, KeyError):
+            raise CLIError(f"{path} holds a textcnn model whose config and weights do not fit together; "
+                           f"it is damaged, train it again") from None
+        return cls(model.to(device), vocab, state["labels"], state.get("lowercase", True))
 
     def encode(self, sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean, tokenise and pad raw sentences into ``ids (B, T)``, ``lengths (B,)``."""
@@ -61,34 +87,35 @@ class TextCNNClassifier:
         return [self.label_names[i] for i in self.predict_proba(sentences).argmax(-1).tolist()]
 
 
-def main(argv: list[str] | None = None, prog: str = "textcnn predict") -> int:
-    """Entry point of ``textcnn predict``."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+def build_parser(prog: str = "textcnn predict") -> ArgumentParser:
+    """The options of ``textcnn predict``."""
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model.pt or the --out folder of 'textcnn train'")
     p.add_argument("--input", help="file with one sentence per line (UTF-8)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    p.add_argument("--device", default="cpu", help="cpu, mps, cuda, cuda:N or auto")
     p.add_argument("sentences", nargs="*", help="sentences to classify")
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args) -> int:
+    """Classify the sentences of ``args`` and print one line per sentence."""
     sentences = list(args.sentences)
     if args.input:
-        try:
-            sentences += [line for line in Path(args.input).read_text(encoding="utf-8").split("\n") if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"{prog}: cannot read {args.input}: {exc}", file=sys.stderr)
-            return 2
+        text = read_utf8(args.input, what="--input file", error=CLIError, missing=CLIError)
+        sentences += [line for line in text.split("\n") if line.strip()]
     if not sentences:
-        print(f"{prog}: give sentences as arguments or with --input FILE.", file=sys.stderr)
-        return 2
-    try:
-        classifier = TextCNNClassifier.load(args.model, device=args.device)
-    except FileNotFoundError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
+        raise CLIError("give sentences as arguments or with --input FILE")
+    classifier = TextCNNClassifier.load(args.model, device=pick_device(args.device))
     probs = classifier.predict_proba(sentences)
     for sentence, row in zip(sentences, probs):
         k = int(row.argmax())
         print(f"{classifier.label_names[k]}\t{row[k]:.3f}\t{sentence}")
     return 0
+
+
+def main(argv: list[str] | None = None, prog: str = "textcnn predict") -> int:
+    """Entry point of ``textcnn predict``."""
+    return run_command(prog, build_parser(prog), run, argv)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,11 @@ def load_vectors(path, vocab: Vocabulary, init_range: float = 0.25, seed: int = 
     Returns the matrix ``(len(vocab), k)`` and the coverage counts.
     """
     path = Path(path)
+    if path.is_dir():
+        raise VectorsError(f"{path} is a folder, not a vector file; give the file itself.")
     if not path.is_file():
-        raise VectorsError(f"{path}: cannot open the vector file (no such file); give a word2vec (.bin or text) or GloVe file.")
+        raise VectorsError(f"{path}: cannot open the vector file (no such file); give a word2vec "
+                           f"(.bin or text) or GloVe file.")
     wanted = {w: i for i, w in enumerate(vocab.itos) if w not in (PAD, UNK)}
     if binary is None:
         binary = _looks_binary(path)
@@ -112,6 +115,9 @@ def _read_text(path: Path, wanted: dict, lowercase: bool) -> tuple[dict, int]:
                 rows[i] = torch.tensor([float(v) for v in values])
             except ValueError:
                 raise VectorsError(f"{path}, line {number}: the vector of {word!r} is not numeric.") from None
+            if not torch.isfinite(rows[i]).all():
+                raise VectorsError(f"{path}, line {number}: the vector of {word!r} holds nan or inf; "
+                                   f"fix or drop that line.")
     if dim is None:
         raise VectorsError(f"{path}: the file holds no vectors.")
     return rows, dim

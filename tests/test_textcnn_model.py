@@ -1,4 +1,4 @@
-"""Kim's TextCNN: the convolution + max-over-time formula, padding, max-norm, embedding modes, CLI.
+"""Kim's TextCNN: the convolution + max-over-time formula, padding, max-norm, embedding modes, configuration.
 
 Formula tests (they take ``lib``) also run against the learner's
 ``tutorials/exercises/ex08_textcnn.py`` with ``pytest --exercises``.
@@ -6,15 +6,13 @@ Formula tests (they take ``lib``) also run against the learner's
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import max_abs_diff
+from helpers import max_abs_diff, random_token_batch as _random_batch, toy_textcnn as _model
 from textcnn.model import TextCNN, TextCNNConfig, conv_max_over_time, pad_batch, wide_pad
-from textcnn.train import Adadelta
+from textcnn.optim import Adadelta
 
 
 def _loop_conv_max(x, weight, bias, lengths):
@@ -116,21 +114,6 @@ def test_wide_padding_never_changes_the_pooled_features():
     assert diff <= 1e-6, f"padding changed the wide-convolution features by {diff:.2e}"
 
 
-def _model(mode="rand", vocab=30, dim=8, filters=5, dropout=0.0, seed=0, sparse=True, conv_padding="narrow"):
-    torch.manual_seed(seed)
-    config = TextCNNConfig(vocab_size=vocab, num_classes=3, embedding_dim=dim, num_filters=filters,
-                           dropout=dropout, mode=mode, conv_padding=conv_padding)
-    vectors = torch.randn(vocab, dim) if mode != "rand" else None
-    return TextCNN(config, vectors, sparse_embedding=sparse)
-
-
-def _random_batch(seed=0, vocab=30, n=6):
-    g = torch.Generator().manual_seed(seed)
-    lists = [torch.randint(2, vocab, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist()
-             for _ in range(n)]
-    return lists, torch.randint(0, 3, (n,), generator=g)
-
-
 @pytest.mark.parametrize("conv_padding", ["narrow", "wide"])
 def test_model_prediction_does_not_depend_on_batch_padding(conv_padding):
     """A sentence gets the same logits alone and padded inside a batch of longer sentences (both convolutions)."""
@@ -230,24 +213,6 @@ def test_padding_row_stays_zero_and_untrained():
     assert model.embedding.weight[0].abs().max().item() == 0.0
 
 
-def test_sparse_adadelta_equals_dense_adadelta():
-    """Our row-lazy Adadelta (rho 0.95, eps 1e-6) matches torch.optim.Adadelta step for step."""
-    a = _model(sparse=True, dropout=0.0)
-    b = _model(sparse=False, dropout=0.0)
-    b.load_state_dict(a.state_dict())
-    opt_a = Adadelta([p for p in a.parameters() if p.requires_grad], lr=1.0, rho=0.95, eps=1e-6)
-    opt_b = torch.optim.Adadelta([p for p in b.parameters() if p.requires_grad], lr=1.0, rho=0.95, eps=1e-6)
-    for step in range(15):
-        lists, y = _random_batch(100 + step, n=3)  # small batches: many rows skip many steps
-        ids, lengths = pad_batch(lists, min_length=5)
-        for model, opt in ((a, opt_a), (b, opt_b)):
-            opt.zero_grad()
-            F.cross_entropy(model(ids, lengths), y).backward()
-            opt.step()
-    diff = max(max_abs_diff(pa, pb) for pa, pb in zip(a.parameters(), b.parameters()))
-    assert diff <= 1e-5, f"parameters differ by {diff:.2e} after 15 steps"
-
-
 def test_rand_mode_starts_uniform_in_plus_minus_quarter():
     """CNN-rand vectors are U[-0.25, 0.25] (Kim): inside the range, std close to 0.25/sqrt(3)."""
     torch.manual_seed(0)
@@ -268,158 +233,3 @@ def test_bad_configuration_gets_one_clear_error():
         TextCNNConfig(vocab_size=5, num_classes=2, conv_padding="same")
     with pytest.raises(ValueError, match="vectors have shape"):
         TextCNN(TextCNNConfig(vocab_size=5, num_classes=2, embedding_dim=4), torch.zeros(5, 3))
-
-
-# ---------------------------------------------------------------------------
-# word vectors
-
-
-def test_vector_file_reader_handles_header_coverage_and_unknown_words(tmp_path):
-    """word2vec header or not, vectors are matched by word; missing words are U[-0.25, 0.25]."""
-    from minibert.classification_data import Vocabulary
-    from textcnn.vectors import load_vectors
-
-    vocab = Vocabulary.build([["good", "bad", "film", "zzz"]])
-    lines = ["good 1 2 3", "film 0.5 -0.5 0", "other 9 9 9"]
-    for name, text in (("glove.txt", "\n".join(lines)), ("w2v.txt", "3 3\n" + "\n".join(lines))):
-        path = tmp_path / name
-        path.write_text(text + "\n", encoding="utf-8")
-        loaded = load_vectors(path, vocab)
-        assert (loaded.found, loaded.total) == (2, 4), (loaded.found, loaded.total)
-        assert loaded.coverage == 0.5
-        assert loaded.weight[vocab.stoi["good"]].tolist() == [1.0, 2.0, 3.0]
-        missing = loaded.weight[vocab.stoi["bad"]]
-        assert missing.abs().max() <= 0.25 and missing.abs().max() > 0
-        assert loaded.weight[0].abs().max() == 0, "<pad> is zero"
-
-
-def test_vector_file_errors_name_file_and_line(tmp_path):
-    """A ragged vector file or a missing file gives one sentence naming the file (and line)."""
-    from minibert.classification_data import Vocabulary
-    from textcnn.vectors import VectorsError, load_vectors
-
-    vocab = Vocabulary.build([["a"]])
-    bad = tmp_path / "bad.txt"
-    bad.write_text("a 1 2\nb 1\n", encoding="utf-8")
-    with pytest.raises(VectorsError, match=r"bad.txt, line 2"):
-        load_vectors(bad, vocab)
-    with pytest.raises(VectorsError, match="cannot open"):
-        load_vectors(tmp_path / "none.txt", vocab)
-
-
-# ---------------------------------------------------------------------------
-# the train / predict CLI on toy data
-
-POS = ["a good film", "good fun", "really good acting", "so good", "good and warm", "a good story"]
-NEG = ["a bad film", "bad fun", "really bad acting", "so bad", "bad and cold", "a bad story"]
-
-
-def _toy_file(path, n=60, seed=0):
-    import random
-
-    rng = random.Random(seed)
-    rows = [f"1 {rng.choice(POS)}" if i % 2 else f"0 {rng.choice(NEG)}" for i in range(n)]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-SMALL = ["--embedding-dim", "16", "--num-filters", "8", "--batch-size", "10", "--threads", "1"]
-
-
-def test_train_cli_learns_a_toy_task_and_predict_uses_the_saved_model(tmp_path, capsys):
-    """`textcnn train` writes metrics.jsonl, results.json, a confusion PNG and a model `textcnn predict` uses."""
-    from textcnn.cli import main as cli
-    from textcnn.predict import TextCNNClassifier
-
-    train, test = _toy_file(tmp_path / "train.txt"), _toy_file(tmp_path / "test.txt", n=20, seed=1)
-    out = tmp_path / "run"
-    assert cli(["train", "--train", str(train), "--test", str(test), "--epochs", "6", "--out", str(out)] + SMALL) == 0
-    results = json.loads((out / "results.json").read_text())
-    for key in ("test_accuracy", "test_f1_macro", "train_seconds", "num_parameters", "best_epoch"):
-        assert key in results, f"results.json lacks {key}"
-    lines = (out / "metrics.jsonl").read_text().strip().split("\n")
-    assert len(lines) == 6, f"{len(lines)} epoch lines in metrics.jsonl"
-    assert results["test_accuracy"] >= 0.9, f"toy task test accuracy {results['test_accuracy']:.3f}"
-    assert (out / "confusion_matrix.png").stat().st_size > 1000
-    classifier = TextCNNClassifier.load(out)
-    assert classifier.predict(["a good story", "a bad story"]) == ["1", "0"]
-    capsys.readouterr()
-    assert cli(["predict", "--model", str(out), "really good acting", "really bad acting"]) == 0
-    printed = capsys.readouterr().out.strip().split("\n")
-    assert [line.split("\t")[0] for line in printed] == ["1", "0"], printed
-
-
-def test_train_cli_conv_padding_wide_is_recorded_and_reloaded(tmp_path):
-    """`--conv-padding wide` lands in results.json (config and protocol) and the saved model predicts with it."""
-    from textcnn.predict import TextCNNClassifier
-    from textcnn.train import main
-
-    train = _toy_file(tmp_path / "train.txt", n=40)
-    out = tmp_path / "wide"
-    assert main(["--train", str(train), "--epochs", "1", "--conv-padding", "wide", "--out", str(out)] + SMALL) == 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["config"]["conv_padding"] == "wide" and results["protocol"]["conv_padding"] == "wide", results
-    assert TextCNNClassifier.load(out).model.config.conv_padding == "wide"
-
-
-def test_train_cli_cross_validation_reports_mean_and_std_and_resumes(tmp_path, capsys):
-    """--cv K writes one folder per fold and cv_accuracy_mean/std; a rerun reuses finished folds."""
-    from textcnn.train import main
-
-    data = _toy_file(tmp_path / "all.txt", n=60)
-    out = tmp_path / "cv"
-    argv = ["--train", str(data), "--cv", "3", "--epochs", "2", "--out", str(out)] + SMALL
-    assert main(argv) == 0
-    summary = json.loads((out / "results.json").read_text())
-    accs = summary["fold_test_accuracy"]
-    assert len(accs) == 3 and all((out / f"fold_{f:02d}" / "results.json").exists() for f in (1, 2, 3))
-    mean = sum(accs) / 3
-    assert abs(summary["cv_accuracy_mean"] - mean) <= 1e-12, (summary["cv_accuracy_mean"], mean)
-    assert summary["cv_accuracy_std"] >= 0.0 and "test_f1_macro" in summary
-    capsys.readouterr()
-    assert main(argv) == 0
-    assert capsys.readouterr().out.count("already done") == 3
-
-
-def test_train_cli_static_mode_with_a_vector_file_reports_coverage(tmp_path, capsys):
-    """--mode static --vectors FILE loads the vectors and prints how many words were found."""
-    from textcnn.train import main
-
-    vectors = tmp_path / "vec.txt"
-    vectors.write_text("good 1 0 0 0\nbad -1 0 0 0\nfilm 0 1 0 0\n", encoding="utf-8")
-    data = _toy_file(tmp_path / "train.txt", n=40)
-    argv = ["--train", str(data), "--mode", "static", "--vectors", str(vectors), "--epochs", "1",
-            "--out", str(tmp_path / "s"), "--num-filters", "4", "--batch-size", "10", "--threads", "1"]
-    assert main(argv) == 0
-    assert "vectors: 3 of" in capsys.readouterr().out
-
-
-def test_train_cli_bad_input_is_one_sentence(tmp_path, capsys):
-    """A training file with a single class, or a mode without vectors, fails with one clear line."""
-    from textcnn.train import main
-
-    one = tmp_path / "one.txt"
-    one.write_text("1 good\n1 fine\n", encoding="utf-8")
-    assert main(["--train", str(one), "--out", str(tmp_path / "x")]) == 2
-    assert "at least 2" in capsys.readouterr().err
-    assert main(["--train", str(one), "--mode", "static", "--out", str(tmp_path / "x")]) == 2
-    assert "needs --vectors" in capsys.readouterr().err
-
-
-def test_length_sorted_batches_cover_every_example_once_per_epoch():
-    """Bucketing changes only the grouping: each example appears once, batches hold <= batch_size."""
-    import random
-
-    from minibert.classification_data import Vocabulary
-    from textcnn.train import EncodedSet, iterate_batches
-
-    token_lists = [["w"] * (1 + i % 17) + [f"id{i}"] for i in range(237)]
-    vocab = Vocabulary.build(token_lists)
-    data = EncodedSet(token_lists, [i % 2 for i in range(237)], vocab)
-    seen, sizes = [], []
-    for ids, lengths, y in iterate_batches(data, 50, 5, shuffle=True, rng=random.Random(0), pool_batches=2):
-        sizes.append(len(y))
-        for row, n in zip(ids, lengths.tolist()):
-            seen.append(vocab.itos[int(row[n - 1])])  # the last real token names the example
-    assert sorted(seen) == sorted(f"id{i}" for i in range(237)), "an example was lost or repeated"
-    assert max(sizes) <= 50 and sum(sizes) == 237, sizes
