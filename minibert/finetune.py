@@ -110,18 +110,23 @@ def load_initial_model(path, num_labels: int, pooling: str, mode: str):
 
 @torch.no_grad()
 def encoder_features(model: BertForSequenceClassification, id_lists: list[list[int]], pad_id: int,
-                     device, batch_size: int = 128, precision: str = "fp32") -> torch.Tensor:
-    """The sentence vectors (N, C) the classifier head reads, in the order of ``id_lists``, in eval mode."""
+                     device, batch_size: int = 128, precision: str = "fp32") -> dict:
+    """Every kind of sentence vector, ``{pooling: (N, C)}``, in the order of ``id_lists``, in eval mode.
+
+    One encoder pass gives all of :data:`~minibert.model.POOLINGS` (the
+    pooler output, $h_{[CLS]}$ and the masked mean), so probes of the three
+    poolings share it.
+    """
     was_training = model.training
     model.eval()
-    out = torch.zeros(len(id_lists), model.config.hidden_size)
+    out = {pooling: torch.zeros(len(id_lists), model.config.hidden_size) for pooling in POOLINGS}
     for chunk in batch_order([len(x) for x in id_lists], batch_size):
         input_ids, mask = collate([id_lists[i] for i in chunk], pad_id)
         input_ids, mask = input_ids.to(device), mask.to(device)
         with autocast(device, precision):
             encoded = model.bert(input_ids, attention_mask=mask)
-            features = sentence_features(encoded, mask, model.pooling)
-        out[chunk] = features.float().cpu()
+            for pooling in POOLINGS:
+                out[pooling][chunk] = sentence_features(encoded, mask, pooling).float().cpu()
     model.train(was_training)
     return out
 
@@ -136,22 +141,30 @@ def _format_seconds(seconds: float) -> str:
 
 
 class FeatureCache:
-    """Probe mode: each text's sentence vector, computed once by the frozen encoder and reused (also across folds)."""
+    """Probe mode: each text's sentence vectors, computed once by one frozen encoder and reused.
+
+    Reused across epochs, folds, seeds and poolings of the same ``--init``
+    and ``--max-seq-len`` (``key``); a different encoder empties the cache.
+    """
 
     def __init__(self):
-        self.rows: dict[str, torch.Tensor] = {}
+        self.key = None
+        self.rows: dict[str, dict] = {}
         self.seconds = 0.0
 
-    def get(self, model, tokenizer, texts, max_seq_len, device, precision) -> torch.Tensor:
-        """Vectors (N, C) of ``texts``; only texts not seen before go through the encoder."""
+    def get(self, model, tokenizer, texts, max_seq_len, device, precision, key) -> torch.Tensor:
+        """Vectors (N, C) of ``texts`` for ``model.pooling``; only texts not seen before go through the encoder."""
+        if key != self.key:
+            self.key, self.rows = key, {}
         new = sorted(set(t for t in texts if t not in self.rows))
         if new:
             t0 = time.perf_counter()
             feats = encoder_features(model, encode_texts(tokenizer, new, max_seq_len), tokenizer.pad_id,
                                      device, precision=precision)
-            self.rows.update(zip(new, feats))
+            for i, text in enumerate(new):
+                self.rows[text] = {pooling: feats[pooling][i] for pooling in POOLINGS}
             self.seconds += time.perf_counter() - t0
-        return torch.stack([self.rows[t] for t in texts])
+        return torch.stack([self.rows[t][model.pooling] for t in texts])
 
 
 def train_run(train, dev, test, labels: LabelMap, args, out: Path, tag: str = "", log=print,
@@ -179,7 +192,8 @@ def train_run(train, dev, test, labels: LabelMap, args, out: Path, tag: str = ""
         for p in model.bert.parameters():
             p.requires_grad_(False)
         cache = cache if cache is not None else FeatureCache()
-        feats = {name: cache.get(model, tokenizer, split[0], args.max_seq_len, device, precision).to(device)
+        key = (str(init_folder.resolve()), args.max_seq_len, precision)
+        feats = {name: cache.get(model, tokenizer, split[0], args.max_seq_len, device, precision, key).to(device)
                  for name, split in (("train", train), ("dev", dev), ("test", test)) if split is not None}
         log(f"{tag}probe: {sum(len(f) for f in feats.values())} sentence vectors ({args.pooling}) from the frozen "
             f"encoder, {cache.seconds:.1f} s so far")
@@ -304,8 +318,11 @@ def protocol(args) -> dict:
                                           "train", "dev", "test", "limit")}
 
 
-def run(args, log=print) -> dict:
-    """Train (or cross-validate) as the parsed ``args`` say; returns what ``results.json`` holds."""
+def run(args, log=print, cache: FeatureCache | None = None) -> dict:
+    """Train (or cross-validate) as the parsed ``args`` say; returns what ``results.json`` holds.
+
+    ``cache``: a :class:`FeatureCache` to share the probe's sentence vectors with other runs of the same process.
+    """
     if args.cv and (args.dev or args.test):
         raise FinetuneError("--cv K splits --train itself; drop --dev and --test.")
     out = Path(args.out)
@@ -332,7 +349,8 @@ def run(args, log=print) -> dict:
         t, r = read_examples(path)
         return t, labels.encode(r, source=str(path))
 
-    cache = FeatureCache() if args.mode == "probe" else None
+    if cache is None and args.mode == "probe":
+        cache = FeatureCache()
     if not args.cv:
         if args.dev:
             train, dev = (texts, y), labelled(args.dev)
