@@ -41,7 +41,8 @@ from pathlib import Path
 
 import torch
 
-from minibert.classification_data import ClassificationDataError, Vocabulary, add_data_arguments, load_splits
+from minibert.classification_data import (ClassificationDataError, LabelMap, Vocabulary, add_data_arguments,
+                                          load_splits)
 from minibert.classify import ClassifierError
 from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_negative_float, non_negative_int,
                           positive_float, positive_int, run_command)
@@ -84,7 +85,7 @@ def load_teacher(path, labels: LabelMap):
     names = list(classifier.labels.names)
     if sorted(names) != sorted(labels.names):
         raise CLIError(f"--teacher {path} was fine-tuned on the labels {names} but the data has "
-                           f"{labels.names}; distil on the teacher's task.")
+                       f"{labels.names}; distil on the teacher's task")
     return classifier, [names.index(name) for name in labels.names]
 
 
@@ -131,7 +132,14 @@ def build_transfer_set(tokens: list[list[str]], texts: list[str], labels: list[i
 
 
 def _fingerprint(teacher: str, teacher_texts: list[str]) -> str:
-    digest = hashlib.sha256(str(Path(teacher).resolve()).encode())
+    """sha256 of the teacher's folder, its weight files' sizes and times, and every transfer-set text."""
+    from minibert.classify import model_folder
+
+    folder = model_folder(teacher).resolve()
+    digest = hashlib.sha256(str(folder).encode())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        stat = weights.stat()
+        digest.update(f"{weights.name} {stat.st_size} {stat.st_mtime_ns}".encode())
     for text in teacher_texts:
         digest.update(b"\0" + text.encode("utf-8"))
     return digest.hexdigest()
