@@ -109,7 +109,7 @@ def distill_run(files: dict, out: Path, seed: int, teacher: Path, loss: str, aug
 
     argv = ["--teacher", str(teacher), "--train", files["train"], "--dev", files["dev"], "--test", files["test"],
             "--loss", loss, "--temperature", str(args.temperature), "--augment", str(augment),
-            "--epochs", str(args.epochs), "--seed", str(seed), "--out", str(out), "--threads", str(args.threads),
+            "--epochs", str(args.aug_epochs if augment and args.aug_epochs else args.epochs), "--seed", str(seed), "--out", str(out), "--threads", str(args.threads),
             "--device", "cpu", "--throughput-sentences", str(args.throughput_sentences)]
     if reuse is not None and (reuse / distill.TRANSFER_FILE).is_file():
         argv += ["--reuse-teacher-logits", str(reuse)]
@@ -204,6 +204,8 @@ def main(argv=None) -> int:
     p.add_argument("--mr-only-folds", nargs="+", type=int, help="run only these MR folds (1-based)")
     p.add_argument("--epochs", type=int, default=25, help="TextCNN epochs (trained and distilled rows)")
     p.add_argument("--augment", type=int, default=20, help="new sentences per training sentence in the -aug rows")
+    p.add_argument("--aug-epochs", type=int, default=0,
+                   help="epochs of the -aug rows (their epochs are 1 + --augment times longer); 0 = --epochs")
     p.add_argument("--temperature", type=float, default=4.0, help="temperature of the kd rows")
     p.add_argument("--throughput-sentences", type=int, default=256)
     # the teacher rows use compare_classifiers' runner and its settings
