@@ -107,9 +107,10 @@ def distill_run(files: dict, out: Path, seed: int, teacher: Path, loss: str, aug
     """``textcnn distill`` of a TextCNN-rand student from ``teacher``."""
     from textcnn import distill
 
+    epochs = args.aug_epochs if augment and args.aug_epochs else args.epochs
     argv = ["--teacher", str(teacher), "--train", files["train"], "--dev", files["dev"], "--test", files["test"],
             "--loss", loss, "--temperature", str(args.temperature), "--augment", str(augment),
-            "--epochs", str(args.aug_epochs if augment and args.aug_epochs else args.epochs), "--seed", str(seed), "--out", str(out), "--threads", str(args.threads),
+            "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), "--threads", str(args.threads),
             "--device", "cpu", "--throughput-sentences", str(args.throughput_sentences)]
     if reuse is not None and (reuse / distill.TRANSFER_FILE).is_file():
         argv += ["--reuse-teacher-logits", str(reuse)]
