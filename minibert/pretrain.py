@@ -101,6 +101,7 @@ RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokeni
             "weight_decay", "clip_grad", "mlm_probability", "whole_word_mask", "seed",
             "eval_batches")
 DATA_KEYS = ("train", "valid", "data_dir")   # may be given again on --resume (the data moved)
+OUTPUT_KEYS = ("log_every", "eval_every", "save_every")   # kept on --resume unless given again
 
 
 class PretrainError(CLIError):
@@ -399,10 +400,14 @@ def apply_resume_settings(args, stored: dict, given: set, step: int) -> str:
     """Take the run's settings from its checkpoint (``stored``) and say what the resume does.
 
     Options written on the command line (``given``) win for the data paths
-    (:data:`DATA_KEYS`); ``--max-steps`` may extend the run; any other
+    (:data:`DATA_KEYS`) and for how often to log, evaluate and save
+    (:data:`OUTPUT_KEYS`); ``--max-steps`` may extend the run; any other
     setting given with a different value than the run's is refused (the
     model shape, tokenizer and optimisation of a run are fixed).
     """
+    for key in OUTPUT_KEYS:
+        if key not in given and key in stored:
+            setattr(args, key, stored[key])
     for key in RUN_KEYS:
         if key in DATA_KEYS and key in given:
             continue
@@ -423,13 +428,36 @@ def apply_resume_settings(args, stored: dict, given: set, step: int) -> str:
     return ""
 
 
-def check_settings(args) -> None:
+def run_settings(out) -> argparse.Namespace:
+    """The settings of the run saved in folder ``out``, as ``--resume`` would use them.
+
+    The parser's defaults with the checkpoint's :data:`RUN_KEYS` on top; a
+    run that found WikiText by itself (no ``--train``) gets the files it used
+    from its ``results.json``. For scripts that rebuild a run's data (e.g.
+    ``scripts/unigram_baseline.py``).
+    """
+    out = Path(out)
+    stored = read_checkpoint(out / CHECKPOINT, "minibert pretrain checkpoint",
+                             hint="point at the --out folder of a minibert pretrain run")["args"]
+    args = build_parser().parse_args([])
+    for key in RUN_KEYS:
+        setattr(args, key, stored[key])
+    args.out = str(out.absolute())
+    results = out / "results.json"
+    if args.train is None and results.is_file():
+        data = json.loads(results.read_text(encoding="utf-8"))["data"]
+        args.train, args.valid = data["train"], data["valid"]
+    return args
+
+
+def check_settings(args, say) -> None:
     """Checks between options (each one alone is checked by the parser)."""
     if args.preset not in PRESETS:
         raise PretrainError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
     if args.warmup_steps > args.max_steps:
-        raise PretrainError(f"--warmup-steps {args.warmup_steps} is longer than --max-steps {args.max_steps}, "
-                            f"so the learning rate would never reach --lr; lower --warmup-steps")
+        peak = learning_rate(args.max_steps - 1, args.max_steps, args.warmup_steps, args.lr)
+        say(f"note: --warmup-steps {args.warmup_steps} is longer than --max-steps {args.max_steps}, so the "
+            f"learning rate never reaches --lr {args.lr:g} (it peaks at {peak:.3g} in the last step)")
 
 
 def run(args, prog: str = COMMAND, given: set | None = None) -> dict:
@@ -460,7 +488,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
                                      hint="start without --resume, or point --out at the folder of the run")
         note = apply_resume_settings(args, checkpoint["args"], given, checkpoint["step"])
         say(f"resuming {out} from step {checkpoint['step']}" + (f"; {note}" if note else ""))
-    check_settings(args)
+    check_settings(args, say)
 
     # ---- checks that need no data -------------------------------------------------------
     overrides = parse_overrides(args.set)
@@ -551,7 +579,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
                 "scaler": scaler.state_dict(), "config": config.to_dict(),
                 "step": step, "epoch": epoch, "position": position,
                 "train_seconds": train_seconds, "tokens_seen": tokens_seen, "rng": states,
-                "args": {k: getattr(args, k) for k in RUN_KEYS},
+                "args": {k: getattr(args, k) for k in RUN_KEYS + OUTPUT_KEYS},
             }, out / CHECKPOINT)
         ctx.barrier()
 
@@ -663,7 +691,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     }
     if ctx.is_main:
         results = write_results(out, COMMAND, results, num_parameters=n_params, train_seconds=train_seconds,
-                                args={k: getattr(args, k) for k in RUN_KEYS}, device=device, **extra)
+                                args={k: getattr(args, k) for k in RUN_KEYS + OUTPUT_KEYS}, device=device, **extra)
         plot_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png", title=title)
         say(f"done: {step} steps in {format_seconds(train_seconds)} of training; valid MLM accuracy "
             f"{results['valid_mlm_accuracy']:.4f}, perplexity {results['valid_perplexity']:.1f}, NSP accuracy "

@@ -40,10 +40,8 @@ from pathlib import Path
 
 import torch
 
-# `python scripts/...` puts scripts/ first on sys.path, so `import textcnn` would find whatever copy is
-# installed (possibly another checkout); the reproduction must run this checkout's code.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from textcnn import train as textcnn_train  # noqa: E402
+from minibert.metrics import cv_summary
+from textcnn import train as textcnn_train
 
 KIM = {"mr": 76.1, "sst2": 82.7, "sst2-glue": 82.7}
 TARGET = {"mr": 75.5, "sst2": 82.0, "sst2-glue": 82.0}
@@ -79,14 +77,11 @@ def partial_cv(folder: Path) -> dict | None:
     if len(done) < 2:
         return None
     folds = [json.loads(p.read_text(encoding="utf-8")) for p in done]
-    accs = [f["test_accuracy"] for f in folds]
-    return {"test_accuracy": statistics.mean(accs), "cv_accuracy_std": statistics.stdev(accs),
-            "test_f1_macro": statistics.mean(f["test_f1_macro"] for f in folds),
-            "fold_test_accuracy": accs, "fold_best_epoch": [f["best_epoch"] for f in folds],
-            "protocol": dict(folds[0]["protocol"], seed=folds[0]["protocol"]["seed"] - int(done[0].parent.name[5:])),
-            "seconds_per_epoch": statistics.mean(f["seconds_per_epoch"] for f in folds),
-            "train_seconds": sum(f["train_seconds"] for f in folds),
-            "num_parameters": round(statistics.mean(f["num_parameters"] for f in folds))}
+    summary = cv_summary(folds)
+    first = int(done[0].parent.name[len("fold_"):])
+    summary["args"] = dict(folds[0]["args"], seed=folds[0]["args"]["seed"] - first)   # the fold seeds are seed + f
+    summary["seconds_per_epoch"] = statistics.mean(f["seconds_per_epoch"] for f in folds)
+    return summary
 
 
 def summarize(out: Path, rows: list[str]) -> dict:
@@ -103,7 +98,7 @@ def summarize(out: Path, rows: list[str]) -> dict:
         else:
             r = json.loads(path.read_text(encoding="utf-8"))
         entry = {"accuracy": 100 * r["test_accuracy"], "f1_macro": 100 * r["test_f1_macro"],
-                 "kim": KIM[row], "target": TARGET[row], "epochs": r["protocol"]["epochs"],
+                 "kim": KIM[row], "target": TARGET[row], "epochs": r["args"]["epochs"],
                  "seconds_per_epoch": r["seconds_per_epoch"], "train_seconds": r["train_seconds"],
                  "num_parameters": r["num_parameters"]}
         if "cv_accuracy_std" in r:
@@ -115,8 +110,9 @@ def summarize(out: Path, rows: list[str]) -> dict:
             entry["best_epoch"] = r["best_epoch"]
             entry["train_examples"] = r["train_examples"]
         entry["meets_target"] = entry["accuracy"] >= TARGET[row]
-        pr = r["protocol"]
-        entry["protocol"] = pr
+        pr = r["args"]
+        entry["protocol"] = {k: pr[k] for k in ("mode", "epochs", "batch_size", "optimizer", "lr", "seed", "min_count",
+                                                "dev_fraction", "cv", "bucket", "vectors", "conv_padding")}
         entry["protocol_text"] = (
             f"CNN-rand, {pr['epochs']} epochs, batch {pr['batch_size']}, {pr['optimizer']}, seed {pr['seed']}, "
             f"vocabulary = training words (min count {pr['min_count']}), "
@@ -185,6 +181,11 @@ def main(argv=None) -> int:
             argv_row += ["--conv-padding", args.conv_padding]
             if row == "mr" and args.mr_folds:
                 argv_row += ["--folds"] + [str(f) for f in args.mr_folds]
+            if row == "mr":   # continue at the first unfinished fold (several processes may share the folds)
+                (out / row).mkdir(parents=True, exist_ok=True)
+                argv_row.append("--resume")
+            elif (out / row).is_dir() and any((out / row).iterdir()):
+                argv_row.append("--overwrite")   # a single run stopped before its results.json starts again
             print(f"== {row}: textcnn train {' '.join(argv_row)}", flush=True)
             t0 = time.time()
             status = textcnn_train.main(argv_row)

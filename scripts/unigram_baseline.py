@@ -34,11 +34,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from minibert.pretrain import CHECKPOINT, IGNORE_INDEX, build_dataset, fixed_valid_batches, read_documents
+from minibert.cli import CLIError
+from minibert.model import IGNORE_INDEX
+from minibert.pretrain import build_dataset, fixed_valid_batches, read_documents, run_settings
 from minibert.pretraining_data import tokenize_documents
 from minibert.tokenization import load_tokenizer
 
@@ -55,16 +56,11 @@ def unigram_counts(docs, tokenizer) -> torch.Tensor:
 
 def baseline(run: Path) -> dict:
     """The three context-free scores on the masked valid tokens of the run in folder ``run``."""
-    checkpoint_path = run / CHECKPOINT
-    if not checkpoint_path.is_file():
-        raise SystemExit(f"unigram_baseline: no {CHECKPOINT} in {run}; point it at a minibert pretrain output folder.")
-    saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["args"]
-    args = SimpleNamespace(**saved)
+    try:
+        args = run_settings(run)
+    except CLIError as exc:
+        raise SystemExit(f"unigram_baseline: error: {exc}.") from None
     tokenizer = load_tokenizer(run / "tokenizer")
-    results_path = run / "results.json"
-    if args.train is None and results_path.is_file():   # WikiText found automatically: read the files used
-        data = json.loads(results_path.read_text(encoding="utf-8"))["data"]
-        args.train, args.valid = data["train"], data["valid"]
     if args.train is None:
         raise SystemExit("unigram_baseline: the run found its data automatically and has no results.json yet; "
                          "rerun when it has finished.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,3 +48,24 @@ def random_token_batch(seed=0, vocab=30, n=6):
     lists = [torch.randint(2, vocab, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist()
              for _ in range(n)]
     return lists, torch.randint(0, 3, (n,), generator=g)
+
+
+def write_corpus(path: Path, n_docs: int, seed: int) -> Path:
+    """A WikiText-like file: ``n_docs`` articles of pseudo-word sentences, each article on one of 3 topics."""
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "da", "pe", "go", "zu"]
+    common = ["the", "a", "of", "and", "in", "to", "is", "was"]
+    topics = [[rng.choice(syllables) + rng.choice(syllables) + rng.choice(syllables) for _ in range(40)]
+              for _ in range(3)]
+    lines = []
+    for d in range(n_docs):
+        topic = topics[d % 3]
+        lines += [f" = Article {d} = ", ""]
+        for _ in range(2):
+            sentences = []
+            for _ in range(rng.randint(4, 7)):
+                words = [rng.choice(common if rng.random() < 0.4 else topic) for _ in range(rng.randint(5, 11))]
+                sentences.append(" ".join(words).capitalize() + " .")
+            lines += [" " + " ".join(sentences) + " ", ""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

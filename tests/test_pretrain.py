@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import max_abs_diff, require_reference
+from helpers import max_abs_diff, require_reference, write_corpus
 from minibert.pretrain import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,27 +30,6 @@ TINY = ["--vocab-size", "100", "--set", "hidden_size=32", "--set", "intermediate
         "--seq-len", "32", "--batch-size", "8", "--warmup-steps", "2", "--log-every", "1",
         "--device", "cpu", "--seed", "7"]
 NO_DROPOUT = ["--set", "hidden_dropout_prob=0", "--set", "attention_probs_dropout_prob=0"]
-
-
-def write_corpus(path: Path, n_docs: int, seed: int) -> Path:
-    """A WikiText-like file: ``n_docs`` articles of pseudo-word sentences, each article on one of 3 topics."""
-    rng = random.Random(seed)
-    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "da", "pe", "go", "zu"]
-    common = ["the", "a", "of", "and", "in", "to", "is", "was"]
-    topics = [[rng.choice(syllables) + rng.choice(syllables) + rng.choice(syllables) for _ in range(40)]
-              for _ in range(3)]
-    lines = []
-    for d in range(n_docs):
-        topic = topics[d % 3]
-        lines += [f" = Article {d} = ", ""]
-        for _ in range(2):
-            sentences = []
-            for _ in range(rng.randint(4, 7)):
-                words = [rng.choice(common if rng.random() < 0.4 else topic) for _ in range(rng.randint(5, 11))]
-                sentences.append(" ".join(words).capitalize() + " .")
-            lines += [" " + " ".join(sentences) + " ", ""]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +254,61 @@ def test_a_nan_loss_stops_the_run_with_one_sentence_and_keeps_the_last_good_chec
     assert checkpoint["step"] == 4
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
     assert not (out / "results.json").exists()
+
+
+def test_resume_from_another_directory_with_moved_data_extends_the_run(corpus, tmp_path, monkeypatch, capsys):
+    """Relative paths are stored absolute; data flags given on --resume win; --max-steps 6 extends a 4-step run
+    and steps 5-6 follow the linear decay to 0 at step 6 (no new warm-up)."""
+    from minibert.training_utils import learning_rate
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in corpus:
+        (data / path.name).write_bytes(path.read_bytes())
+    monkeypatch.chdir(data)
+    argv = [*TINY, "--train", "train.txt", "--valid", "valid.txt", "--out", "../run", "--max-steps", "4",
+            "--eval-every", "100", "--eval-batches", "2", "--lr", "3e-3"]
+    assert main(argv) == 0
+    out = tmp_path / "run"
+    stored = torch.load(out / "checkpoint.pt", weights_only=True)["args"]
+    assert stored["train"] == str(data / "train.txt"), stored["train"]
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["--resume", "--out", str(out), "--max-steps", "6", "--train", str(moved / "train.txt"),
+                 "--valid", str(moved / "valid.txt")]) == 0
+    said = capsys.readouterr().out
+    assert "extending the run from --max-steps 4 to 6" in said, said
+    train = records(out, "train")
+    assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
+    expected = [learning_rate(s - 1, 4, 2, 3e-3) for s in (1, 2, 3, 4)] + [learning_rate(s - 1, 6, 2, 3e-3)
+                                                                            for s in (5, 6)]
+    assert [r["lr"] for r in train] == pytest.approx(expected, rel=1e-12), [r["lr"] for r in train]
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == 6 and results["args"]["train"] == str(moved / "train.txt")
+
+
+def test_both_run_folders_share_the_results_schema(finished_run, tmp_path):
+    """A pretrain run and a textcnn train run write results.json with the same shared keys and metrics.jsonl
+    records with split and step."""
+    from textcnn.train import main as textcnn_main
+
+    data = tmp_path / "cnn.txt"
+    data.write_text("".join(f"{i % 2} {'good' if i % 2 else 'bad'} film {i}\n" for i in range(30)))
+    cnn = tmp_path / "cnn"
+    assert textcnn_main(["--train", str(data), "--epochs", "1", "--embedding-dim", "8", "--num-filters", "4",
+                         "--out", str(cnn), "--device", "cpu"]) == 0
+    shared = ["command", "num_parameters", "train_seconds", "device", "hardware", "args"]
+    for folder, command in ((finished_run, "minibert pretrain"), (cnn, "textcnn train")):
+        results = json.loads((folder / "results.json").read_text())
+        assert [k for k in shared if k not in results] == [], f"{folder.name} lacks some of {shared}"
+        assert results["command"] == command and isinstance(results["num_parameters"], int)
+        for line in (folder / "metrics.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            assert {"split", "step"} <= set(record), record
 
 
 def free_port() -> int:

@@ -116,11 +116,11 @@ def ngram_contributions(classifier, sentences, top=8):
 def draw_curves(metrics_path: Path, path: Path) -> None:
     """Accuracy per epoch (train / dev / test) from metrics.jsonl."""
     records = [json.loads(line) for line in metrics_path.read_text().strip().split("\n")]
-    epochs = [r["epoch"] for r in records]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for key, label in (("train_accuracy", "train"), ("dev_accuracy", "dev"), ("test_accuracy", "test")):
-        ax.plot(epochs, [100 * r[key] for r in records], marker="o", ms=3, label=label)
-    best = max(records, key=lambda r: (r["dev_accuracy"], -r["epoch"]))
+    for split in ("train", "dev", "test"):
+        rows = [r for r in records if r["split"] == split]
+        ax.plot([r["epoch"] for r in rows], [100 * r["accuracy"] for r in rows], marker="o", ms=3, label=split)
+    best = max((r for r in records if r["split"] == "dev"), key=lambda r: (r["accuracy"], -r["epoch"]))
     ax.axvline(best["epoch"], color="grey", ls=":", label=f"best dev (epoch {best['epoch']})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
