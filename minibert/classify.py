@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from minibert.classification_data import LabelMap
+from minibert.cli import ArgumentParser, CLIError, positive_int, run_command
 from minibert.hf import load_pretrained
 from minibert.model import BertForSequenceClassification
 from minibert.tokenization import load_tokenizer
@@ -35,7 +36,7 @@ from minibert.training_utils import autocast
 CLASSIFIER_FILE = "minibert_classifier.json"   # labels, max_seq_len, mode, pooling, next to an export
 
 
-class ClassifierError(ValueError):
+class ClassifierError(CLIError):
     """A model folder cannot be used: the message is one sentence saying what and what to do."""
 
 
@@ -153,36 +154,39 @@ def predict_logits(classifier: Classifier, texts: list[str], batch_size: int = 6
     return logits_of(classifier.model, ids, classifier.tokenizer.pad_id, device, batch_size)
 
 
-def main(argv: list[str] | None = None, prog: str = "minibert classify") -> int:
-    """``minibert classify``: label and probability of every sentence, one line each."""
-    p = argparse.ArgumentParser(prog=prog, description="Classify sentences with a model trained by "
-                                                       "`minibert finetune`: prints label, probability, sentence.")
-    p.add_argument("--model", required=True, help="the --out folder of `minibert finetune`, or its export/")
-    p.add_argument("--input", help="file with one sentence per line (UTF-8)")
-    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to run the model")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
-    p.add_argument("sentences", nargs="*", help="sentences to classify")
-    args = p.parse_args(argv)
+def _classify(args) -> int:
     sentences = list(args.sentences)
     if args.input:
         try:
             sentences += [line for line in Path(args.input).read_text(encoding="utf-8").split("\n") if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
-            print(f"{prog}: error: cannot read --input {args.input} ({exc}).", file=sys.stderr)
-            return 2
+            raise ClassifierError(f"cannot read --input {args.input} ({getattr(exc, 'strerror', None) or exc}); "
+                                  f"give a UTF-8 file with one sentence per line") from None
     if not sentences:
-        print(f"{prog}: error: give sentences as arguments or with --input FILE.", file=sys.stderr)
-        return 2
-    try:
-        classifier = load_classifier(args.model, device=args.device)
-    except ClassifierError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        raise ClassifierError("give sentences as arguments or with --input FILE")
+    classifier = load_classifier(args.model, device=args.device)
     probs = predict_logits(classifier, sentences, args.batch_size).softmax(-1)
     for sentence, row in zip(sentences, probs):
         k = int(row.argmax())
         print(f"{classifier.labels.names[k]}\t{row[k]:.3f}\t{sentence}")
     return 0
+
+
+def build_parser(prog: str = "minibert classify") -> argparse.ArgumentParser:
+    """The command-line options of ``minibert classify``."""
+    p = ArgumentParser(prog=prog, description="Classify sentences with a model trained by `minibert finetune`: "
+                                              "prints label, probability and sentence, tab-separated, one per line.")
+    p.add_argument("--model", required=True, help="the --out folder of `minibert finetune`, or its export/")
+    p.add_argument("--input", help="file with one sentence per line (UTF-8); blank lines are skipped")
+    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to run the model")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per forward pass")
+    p.add_argument("sentences", nargs="*", help="sentences to classify")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "minibert classify") -> int:
+    """Entry point of ``minibert classify``: label and probability of every sentence, one line each."""
+    return run_command(prog, build_parser(prog), _classify, argv)
 
 
 if __name__ == "__main__":

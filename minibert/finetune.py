@@ -34,7 +34,6 @@ load (with ``id2label``/``label2id``), and that :func:`load_classifier` and
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import statistics
@@ -45,17 +44,21 @@ from pathlib import Path
 
 import torch
 
-from minibert.classification_data import (ClassificationDataError, LabelMap, dev_split, read_examples,
-                                          stratified_kfold)
+from minibert.classification_data import (ClassificationDataError, LabelMap, Split, add_data_arguments,
+                                          check_data_arguments, load_splits, run_cross_validation)
 from minibert.classify import (CLASSIFIER_FILE, Classifier, ClassifierError, batch_order, collate,  # noqa: F401
                                encode_texts, load_classifier, logits_of, model_folder, predict_logits)
+from minibert.cli import (ArgumentParser, CLIError, non_negative_float, non_negative_int, positive_float,
+                          positive_int, run_command)
 from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
-from minibert.metrics import classification_metrics, plot_confusion_matrix
+from minibert.metrics import BestEpoch, classification_metrics, cv_summary, plot_confusion_matrix
 from minibert.model import POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
 from minibert.tokenization import load_tokenizer
-from minibert.training_utils import (PRECISIONS, atomic_write_text, autocast, hardware_string, learning_rate,
-                                     parameter_groups, pick_device, resolve_precision)
+from minibert.training_utils import (PRECISIONS, MetricsLog, atomic_write_folder, atomic_write_json, autocast,
+                                     learning_rate, parameter_groups, pick_device, prepare_run_folder,
+                                     progress_line, resolve_precision, set_seed, write_results)
 
+COMMAND = "minibert finetune"
 MODES = ("full", "probe", "scratch")
 #: Default peak learning rate per mode: small for fine-tuning, larger for a linear probe and from scratch.
 DEFAULT_LR = {"full": 5e-5, "probe": 1e-2, "scratch": 5e-4}
@@ -63,8 +66,8 @@ DEFAULT_LR = {"full": 5e-5, "probe": 1e-2, "scratch": 5e-4}
 DEFAULT_EPOCHS = {"full": 3, "probe": 30, "scratch": 10}
 
 
-class FinetuneError(ValueError):
-    """Bad input: the message is one sentence saying what and what to do."""
+class FinetuneError(CLIError):
+    """Bad input or a failed run: the message is one sentence saying what and what to do."""
 
 
 # ----------------------------------------------------------------------------
@@ -135,11 +138,6 @@ def encoder_features(model: BertForSequenceClassification, id_lists: list[list[i
 # one training run
 
 
-def _format_seconds(seconds: float) -> str:
-    m, s = divmod(int(max(seconds, 0)), 60)
-    return f"{m}m{s:02d}s"
-
-
 class FeatureCache:
     """Probe mode: each text's sentence vectors, computed once by one frozen encoder and reused.
 
@@ -167,24 +165,26 @@ class FeatureCache:
         return torch.stack([self.rows[t][model.pooling] for t in texts])
 
 
-def train_run(train, dev, test, labels: LabelMap, args, out: Path, tag: str = "", log=print,
+def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
               cache: FeatureCache | None = None) -> dict:
-    """Train one classifier; ``train``/``dev``/``test`` are ``(texts, label_ids)`` (``test`` may be None).
+    """Train one classifier on a :class:`~minibert.classification_data.Split` into the run folder ``out``.
 
     Keeps the epoch with the best dev accuracy (the earliest on ties), reports
-    the test metrics of that epoch, writes the run folder ``out`` and returns
-    the results dict.
+    the test metrics of that epoch, writes ``metrics.jsonl``, ``results.json``,
+    ``confusion_matrix.png`` and ``export/``, and returns the results dict.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    tag = f"{split.name} " if split.name else ""
     device = pick_device(args.device)
     precision = resolve_precision(args.precision, device)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
+    set_seed(split.seed)
+    rng = random.Random(split.seed)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.mode]
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.mode]
     model, tokenizer, init_folder = load_initial_model(args.init, len(labels), args.pooling, args.mode)
     model.to(device)
     pad = tokenizer.pad_id
+    texts = {"train": split.train_texts, "dev": split.dev_texts, "test": split.test_texts}
+    texts = {name: t for name, t in texts.items() if t is not None}
     t_start = time.perf_counter()
 
     # ---- inputs: token ids for fine-tuning, cached sentence vectors for the probe
@@ -193,129 +193,117 @@ def train_run(train, dev, test, labels: LabelMap, args, out: Path, tag: str = ""
             p.requires_grad_(False)
         cache = cache if cache is not None else FeatureCache()
         key = (str(init_folder.resolve()), args.max_seq_len, precision)
-        feats = {name: cache.get(model, tokenizer, split[0], args.max_seq_len, device, precision, key).to(device)
-                 for name, split in (("train", train), ("dev", dev), ("test", test)) if split is not None}
+        feats = {name: cache.get(model, tokenizer, t, args.max_seq_len, device, precision, key).to(device)
+                 for name, t in texts.items()}
         log(f"{tag}probe: {sum(len(f) for f in feats.values())} sentence vectors ({args.pooling}) from the frozen "
             f"encoder, {cache.seconds:.1f} s so far")
-        lengths = [1] * len(train[1])
+        lengths = [1] * len(split.train_labels)
     else:
-        ids = {name: encode_texts(tokenizer, split[0], args.max_seq_len)
-               for name, split in (("train", train), ("dev", dev), ("test", test)) if split is not None}
+        ids = {name: encode_texts(tokenizer, t, args.max_seq_len) for name, t in texts.items()}
         lengths = [len(x) for x in ids["train"]]
-    y_train = torch.tensor(train[1], dtype=torch.long)
+    y_train = torch.tensor(split.train_labels, dtype=torch.long)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    steps_per_epoch = math.ceil(len(y_train) / args.batch_size)
-    total_steps = epochs * steps_per_epoch
+    total_steps = epochs * math.ceil(len(y_train) / args.batch_size)
     warmup = int(round(args.warmup * total_steps))
 
-    def dev_logits(name):
+    def metrics_of(name: str, gold: list) -> dict:
+        """Accuracy, macro P/R/F1 and confusion matrix of the current model on one split (eval mode)."""
         if args.mode == "probe":
             model.eval()
             with torch.no_grad():
-                return model.classify_features(feats[name])["logits"].float().cpu()
-        return logits_of(model, ids[name], pad, device, precision=precision)
+                logits = model.classify_features(feats[name])["logits"]
+        else:
+            logits = logits_of(model, ids[name], pad, device, precision=precision)
+        return classification_metrics(gold, logits.argmax(-1).cpu(), len(labels))
 
-    metrics_file = (out / "metrics.jsonl").open("w", encoding="utf-8")
-    best = {"dev_accuracy": -1.0}
+    best, best_state = BestEpoch(), None
     step, tokens, train_time = 0, 0, 0.0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        if args.mode == "probe":
-            model.bert.eval()       # frozen means no dropout either
-        t0 = time.perf_counter()
-        loss_sum, seen = 0.0, 0
-        for batch in batch_order(lengths, args.batch_size, rng):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total_steps, warmup, lr)
-            y = y_train[batch].to(device)
-            with autocast(device, precision):
-                if args.mode == "probe":
-                    result = model.classify_features(feats["train"][batch], y)
-                else:
-                    input_ids, mask = collate([ids["train"][i] for i in batch], pad)
-                    input_ids, mask = input_ids.to(device), mask.to(device)
-                    result = model(input_ids, attention_mask=mask, labels=y)
-                    tokens += int(mask.sum())
-            loss = result["loss"]
-            if not torch.isfinite(loss):
-                raise FinetuneError(f"the training loss became {loss.item()} at step {step + 1}; "
-                                    f"lower --lr or use --precision fp32.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if args.clip_grad:
-                torch.nn.utils.clip_grad_norm_(trainable, args.clip_grad)
-            optimizer.step()
-            step += 1
-            loss_sum += loss.item() * len(batch)
-            seen += len(batch)
-            if args.log_every and step % args.log_every == 0:
-                elapsed = train_time + time.perf_counter() - t0
-                log(f"{tag}step {step:5d}/{total_steps} | epoch {epoch} | loss {loss_sum / seen:.4f} | "
-                    f"lr {optimizer.param_groups[0]['lr']:.2e} | {tokens / max(elapsed, 1e-9):,.0f} tok/s | "
-                    f"ETA {_format_seconds(elapsed / step * (total_steps - step))}")
-        train_time += time.perf_counter() - t0
-        dev_m = classification_metrics(dev[1], dev_logits("dev").argmax(-1), len(labels))
-        record = {"tag": tag.strip(), "epoch": epoch, "step": step, "train_loss": loss_sum / seen,
-                  "dev_accuracy": dev_m["accuracy"], "dev_f1_macro": dev_m["f1_macro"],
-                  "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t0}
-        metrics_file.write(json.dumps(record) + "\n")
-        metrics_file.flush()
-        improved = dev_m["accuracy"] > best["dev_accuracy"]
-        if improved:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best = {"epoch": epoch, "dev_accuracy": dev_m["accuracy"], "dev": dev_m, "state": state}
-        log(f"{tag}epoch {epoch}/{epochs} | train loss {record['train_loss']:.4f} | dev accuracy "
-            f"{dev_m['accuracy']:.4f} | {record['epoch_seconds']:.1f} s" + ("  *" if improved else ""))
-    metrics_file.close()
+    with MetricsLog(out / "metrics.jsonl") as metrics:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            if args.mode == "probe":
+                model.bert.eval()       # frozen means no dropout either
+            t0 = time.perf_counter()
+            loss_sum, seen = 0.0, 0
+            for batch in batch_order(lengths, args.batch_size, rng):
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step, total_steps, warmup, lr)
+                y = y_train[batch].to(device)
+                with autocast(device, precision):
+                    if args.mode == "probe":
+                        result = model.classify_features(feats["train"][batch], y)          # (B, C) -> loss
+                    else:
+                        input_ids, mask = collate([ids["train"][i] for i in batch], pad)   # (B, T)
+                        input_ids, mask = input_ids.to(device), mask.to(device)
+                        result = model(input_ids, attention_mask=mask, labels=y)
+                        tokens += int(mask.sum())
+                loss = result["loss"]
+                if not torch.isfinite(loss):
+                    raise FinetuneError(f"the training loss became {loss.item()} at step {step + 1}; "
+                                        f"lower --lr or use --precision fp32")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if args.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(trainable, args.clip_grad)
+                optimizer.step()
+                step += 1
+                loss_sum += loss.item() * len(batch)
+                seen += len(batch)
+                if args.log_every and step % args.log_every == 0:
+                    elapsed = train_time + time.perf_counter() - t0
+                    fields = [f"epoch {epoch}", f"loss {loss_sum / seen:.4f}",
+                              f"lr {optimizer.param_groups[0]['lr']:.2e}"]
+                    log(tag + progress_line("step", step, total_steps, fields,
+                                            rate=tokens / elapsed if tokens else None,
+                                            eta_seconds=elapsed / step * (total_steps - step)))
+            train_time += time.perf_counter() - t0
+            metrics.log("train", step, epoch=epoch, loss=loss_sum / seen, lr=optimizer.param_groups[0]["lr"],
+                        epoch_seconds=time.perf_counter() - t0)
+            dev_m = metrics_of("dev", split.dev_labels)
+            metrics.log("dev", step, epoch=epoch, accuracy=dev_m["accuracy"], f1_macro=dev_m["f1_macro"])
+            improved = best.update(epoch, dev_m)
+            if improved:   # keep the weights of the best dev epoch; the test set is scored once, at the end
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            log(tag + progress_line("epoch", epoch, epochs, [f"train loss {loss_sum / seen:.4f}",
+                                                             f"dev {dev_m['accuracy']:.4f}"],
+                                    rate=time.perf_counter() - t0, rate_unit="s/epoch", mark="*" if improved else ""))
     train_seconds = time.perf_counter() - t_start
 
-    model.load_state_dict(best["state"])
+    model.load_state_dict(best_state)
     model.eval()
-    results = {
-        "mode": args.mode, "pooling": args.pooling, "init": str(init_folder),
-        "best_epoch": best["epoch"], "dev_accuracy": best["dev_accuracy"], "dev_f1_macro": best["dev"]["f1_macro"],
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "num_trainable_parameters": n_trainable,
-        "train_seconds": train_seconds,
-        "tokens_per_second": tokens / max(train_time, 1e-9) if args.mode != "probe" else None,
-        "feature_seconds": cache.seconds if args.mode == "probe" else None,
-        "train_examples": len(train[1]), "dev_examples": len(dev[1]),
-        "lr": lr, "epochs": epochs, "hardware": hardware_string(device), "precision": precision,
-    }
-    if test is not None:
-        t = classification_metrics(test[1], dev_logits("test").argmax(-1), len(labels))
-        results.update(test_examples=len(test[1]), test_accuracy=t["accuracy"],
-                       test_precision_macro=t["precision_macro"], test_recall_macro=t["recall_macro"],
-                       test_f1_macro=t["f1_macro"], test_confusion_matrix=t["confusion_matrix"])
-        plot_confusion_matrix(t["confusion_matrix"], labels.names, out / "confusion_matrix.png",
-                              title=f"test, epoch {best['epoch']} (accuracy {t['accuracy']:.3f})")
-    export = out / "export"
-    model.cpu()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # the pooling note is recorded in results.json instead
-        save_pretrained(model, export, label_names=labels.names)
-    tokenizer.save(export)
-    atomic_write_text(json.dumps({"labels": labels.names, "max_seq_len": args.max_seq_len, "mode": args.mode,
-                                  "pooling": args.pooling}, indent=1) + "\n", export / CLASSIFIER_FILE)
+    if split.test_texts is not None:
+        best.test = metrics_of("test", split.test_labels)
+        plot_confusion_matrix(best.test["confusion_matrix"], labels.names, out / "confusion_matrix.png",
+                              title=f"test, epoch {best.epoch} (accuracy {best.test['accuracy']:.3f})")
+    results = {**best.results(), "mode": args.mode, "pooling": args.pooling, "init": str(init_folder),
+               "num_trainable_parameters": n_trainable, "lr": lr, "epochs": epochs, "precision": precision,
+               "tokens_per_second": tokens / train_time if tokens else None,
+               "feature_seconds": cache.seconds if args.mode == "probe" else None,
+               "train_examples": len(split.train_labels), "dev_examples": len(split.dev_labels)}
+    if split.test_texts is not None:
+        results["test_examples"] = len(split.test_labels)
     if args.pooling != "pooler":
         results["export_note"] = (f"transformers' BertForSequenceClassification classifies the pooler output, not "
-                                  f"the {args.pooling} vector: load this export with minibert.finetune.load_classifier")
-    atomic_write_text(json.dumps(results, indent=1) + "\n", out / "results.json")
-    return results
+                                  f"the {args.pooling} vector: load this export with minibert.classify.load_classifier")
+
+    def fill_export(folder: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the pooling note is in results.json
+            save_pretrained(model.cpu(), folder, label_names=labels.names)
+        tokenizer.save(folder)
+        atomic_write_json({"labels": labels.names, "max_seq_len": args.max_seq_len, "mode": args.mode,
+                           "pooling": args.pooling}, folder / CLASSIFIER_FILE)
+
+    atomic_write_folder(out / "export", fill_export)
+    return write_results(out, COMMAND, results, num_parameters=sum(p.numel() for p in model.parameters()),
+                         train_seconds=train_seconds, args=args, device=device, config=model.config.to_dict())
 
 
 # ----------------------------------------------------------------------------
 # the command
-
-
-def protocol(args) -> dict:
-    """The settings that define a run, recorded in ``results.json``."""
-    return {k: getattr(args, k) for k in ("init", "mode", "pooling", "max_seq_len", "epochs", "batch_size", "lr",
-                                          "warmup", "weight_decay", "clip_grad", "seed", "cv", "dev_fraction",
-                                          "train", "dev", "test", "limit")}
 
 
 def run(args, log=print, cache: FeatureCache | None = None) -> dict:
@@ -323,92 +311,61 @@ def run(args, log=print, cache: FeatureCache | None = None) -> dict:
 
     ``cache``: a :class:`FeatureCache` to share the probe's sentence vectors with other runs of the same process.
     """
-    if args.cv and (args.dev or args.test):
-        raise FinetuneError("--cv K splits --train itself; drop --dev and --test.")
-    out = Path(args.out)
-    if (out / "results.json").exists() and not args.overwrite:
-        raise FinetuneError(f"{out} already holds a finished run (results.json); choose another --out or "
-                            f"pass --overwrite.")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    check_data_arguments(args)
+    prepare_run_folder(args.out, args.resume, args.overwrite, create=False)   # refuse before any work
     try:
-        model_folder(args.init)   # fail on a wrong --init before reading the data
+        model_folder(args.init)   # a wrong --init fails before the data are read
     except ClassifierError as exc:
         raise FinetuneError(f"--init: {exc}") from None
-    texts, raw = read_examples(args.train)
-    if args.limit:
-        texts, raw = texts[:args.limit], raw[:args.limit]
-    labels = LabelMap.from_labels(raw, source=str(args.train))
-    y = labels.encode(raw, source=str(args.train))
-    log(f"train: {len(y)} examples from {args.train}, classes {labels.names}")
-
-    def subset(idx):
-        return [texts[i] for i in idx], [y[i] for i in idx]
-
-    def labelled(path):
-        t, r = read_examples(path)
-        return t, labels.encode(r, source=str(path))
-
+    pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    labels, splits = load_splits(args, log=log)
+    out = prepare_run_folder(args.out, args.resume, args.overwrite)
     if cache is None and args.mode == "probe":
         cache = FeatureCache()
+
+    def train_split(split: Split, folder: Path) -> dict:
+        if not split.number:
+            log(f"{args.mode} ({args.pooling}) from {args.init}: train {len(split.train_labels)}, dev "
+                f"{len(split.dev_labels)}" + (f", test {len(split.test_labels)}" if split.test_labels else ""))
+        return train_run(split, labels, args, prepare_run_folder(folder, overwrite=True) if split.number else folder,
+                         log=log, cache=cache)
+
     if not args.cv:
-        if args.dev:
-            train, dev = (texts, y), labelled(args.dev)
-        else:
-            tr, dv = dev_split(y, args.dev_fraction, seed=args.seed)
-            train, dev = subset(tr), subset(dv)
-        test = labelled(args.test) if args.test else None
-        log(f"{args.mode} ({args.pooling}) from {args.init}: train {len(train[1])}, dev {len(dev[1])}"
-            + (f", test {len(test[1])}" if test else ""))
-        result = train_run(train, dev, test, labels, args, out, log=log, cache=cache)
-        result["protocol"] = protocol(args)
-        atomic_write_text(json.dumps(result, indent=1) + "\n", out / "results.json")
+        result = train_split(splits[0], out)
         log(f"best dev epoch {result['best_epoch']}: dev accuracy {result['dev_accuracy']:.4f}"
             + (f", test accuracy {result['test_accuracy']:.4f}, macro F1 {result['test_f1_macro']:.4f}"
                if "test_accuracy" in result else "")
             + f"; {result['train_seconds']:.0f} s; results in {out / 'results.json'}")
         return result
 
-    fold_results = []
-    for f, (train_idx, test_idx) in enumerate(stratified_kfold(y, args.cv, seed=args.seed), start=1):
-        fold_out = out / f"fold_{f:02d}"
-        if (fold_out / "results.json").exists():
-            fold_results.append(json.loads((fold_out / "results.json").read_text(encoding="utf-8")))
-            log(f"fold {f}/{args.cv}: already done (test accuracy {fold_results[-1]['test_accuracy']:.4f})")
-            continue
-        tr, dv = dev_split([y[i] for i in train_idx], args.dev_fraction, seed=args.seed + f)
-        fold_args = argparse.Namespace(**{**vars(args), "seed": args.seed + f})
-        result = train_run(subset([train_idx[i] for i in tr]), subset([train_idx[i] for i in dv]), subset(test_idx),
-                           labels, fold_args, fold_out, tag=f"fold {f}/{args.cv} ", log=log, cache=cache)
-        fold_results.append(result)
-        log(f"fold {f}/{args.cv}: best dev epoch {result['best_epoch']}, test accuracy {result['test_accuracy']:.4f}")
-    summary = {"cv_folds": args.cv}
-    for key in ("test_accuracy", "test_precision_macro", "test_recall_macro", "test_f1_macro"):
-        values = [r[key] for r in fold_results]
-        summary[key] = statistics.mean(values)
-        summary[f"cv_{key[len('test_'):]}_mean"] = statistics.mean(values)
-        summary[f"cv_{key[len('test_'):]}_std"] = statistics.stdev(values)
-    matrix = torch.tensor([r["test_confusion_matrix"] for r in fold_results]).sum(0)
-    summary.update(
-        fold_test_accuracy=[r["test_accuracy"] for r in fold_results],
-        best_epoch=[r["best_epoch"] for r in fold_results],
-        num_parameters=fold_results[0]["num_parameters"],
-        num_trainable_parameters=fold_results[0]["num_trainable_parameters"],
-        train_seconds=sum(r["train_seconds"] for r in fold_results),
-        test_confusion_matrix_summed=matrix.tolist(), mode=args.mode, pooling=args.pooling,
-        std_note="sample standard deviation (n-1) over the folds", protocol=protocol(args))
-    plot_confusion_matrix(matrix, labels.names, out / "confusion_matrix.png",
+    fold_results = run_cross_validation(splits, out, train_split, only=args.folds, log=log)
+    if len(fold_results) < args.cv:
+        log(f"{len(fold_results)} of {args.cv} folds have results; run the missing folds with --resume "
+            f"(and without --folds) to write the cross-validation summary.")
+        return {"cv_folds_done": len(fold_results)}
+    summary = cv_summary(fold_results)
+    for key in ("precision_macro", "recall_macro", "f1_macro"):
+        values = [r[f"test_{key}"] for r in fold_results]
+        summary[f"cv_{key}_mean"] = statistics.mean(values)
+        summary[f"cv_{key}_std"] = statistics.stdev(values)
+    summary["test_precision_macro"] = summary["cv_precision_macro_mean"]
+    summary["test_recall_macro"] = summary["cv_recall_macro_mean"]
+    summary["best_epoch"] = summary["fold_best_epoch"]
+    summary["num_trainable_parameters"] = fold_results[0]["num_trainable_parameters"]
+    plot_confusion_matrix(summary["test_confusion_matrix_summed"], labels.names, out / "confusion_matrix.png",
                           title=f"{args.cv}-fold CV, test folds summed")
-    atomic_write_text(json.dumps(summary, indent=1) + "\n", out / "results.json")
+    summary = write_results(out, COMMAND, summary, num_parameters=summary.pop("num_parameters"),
+                            train_seconds=summary.pop("train_seconds"), args=args, device=pick_device(args.device))
     log(f"{args.cv}-fold CV: accuracy {summary['cv_accuracy_mean']:.4f} +- {summary['cv_accuracy_std']:.4f}, "
         f"macro F1 {summary['test_f1_macro']:.4f}; results in {out / 'results.json'}")
     return summary
 
 
-def build_parser(prog: str = "minibert finetune") -> argparse.ArgumentParser:
-    """The command-line options of ``minibert finetune``."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:
+    """The command-line options of ``minibert finetune``; every number is checked here, before any work."""
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("model")
     g.add_argument("--init", required=True,
                    help="a `minibert pretrain` run folder or its export/, or a transformers BERT folder "
@@ -419,67 +376,54 @@ def build_parser(prog: str = "minibert finetune") -> argparse.ArgumentParser:
                         "a linear classifier only; scratch: same architecture and tokenizer, random weights")
     g.add_argument("--pooling", choices=POOLINGS, default="pooler",
                    help="sentence vector: pooler = tanh(W h_CLS + b); cls = h_CLS; mean = mean over real tokens")
-    g.add_argument("--max-seq-len", type=int, default=128, help="ids per sentence, [CLS] and [SEP] included")
-    g = p.add_argument_group("data (as `textcnn train`)")
-    g.add_argument("--train", required=True,
-                   help="training examples: '<label> <text>' lines, .tsv (sentence/label header) or .csv (text/label)")
-    g.add_argument("--dev", help="dev examples (same formats); default: --dev-fraction of --train, stratified")
-    g.add_argument("--test", help="test examples; the metrics are reported at the best dev epoch")
-    g.add_argument("--cv", type=int, default=0, metavar="K",
-                   help="K-fold cross-validation on --train (then --dev/--test are not allowed)")
-    g.add_argument("--dev-fraction", type=float, default=0.1, help="dev share of train when no --dev")
-    g.add_argument("--limit", type=int, default=0, help="use only the first N training examples (quick tests)")
+    g.add_argument("--max-seq-len", type=_seq_len, default=128, help="ids per sentence, [CLS] and [SEP] included (>= 3)")
+    add_data_arguments(p)
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=None,
+    g.add_argument("--epochs", type=positive_int, default=None,
                    help="epochs (default per mode: " + ", ".join(f"{m} {e}" for m, e in DEFAULT_EPOCHS.items()) + ")")
-    g.add_argument("--batch-size", type=int, default=32, help="sentences per step")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--batch-size", type=positive_int, default=32, help="sentences per step")
+    g.add_argument("--lr", type=positive_float, default=None,
                    help="peak AdamW learning rate (default per mode: "
                         + ", ".join(f"{m} {v:g}" for m, v in DEFAULT_LR.items()) + ")")
-    g.add_argument("--warmup", type=float, default=0.1,
-                   help="fraction of the steps with linear warm-up from 0 to --lr; then linear decay to 0")
-    g.add_argument("--weight-decay", type=float, default=0.01,
+    g.add_argument("--warmup", type=_warmup_fraction, default=0.1,
+                   help="fraction of the steps with linear warm-up from 0 to --lr (0 <= f < 1); then linear decay to 0")
+    g.add_argument("--weight-decay", type=non_negative_float, default=0.01,
                    help="AdamW weight decay (never on biases and LayerNorm parameters)")
-    g.add_argument("--clip-grad", type=float, default=1.0, help="clip the global gradient norm (0: off)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the splits, the head's initialisation, dropout and batches")
+    g.add_argument("--clip-grad", type=non_negative_float, default=1.0, help="clip the global gradient norm (0: off)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seed of the splits, the head's initialisation, dropout and batches")
     g = p.add_argument_group("hardware and output")
     g.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto",
                    help="auto picks CUDA, then MPS, then CPU")
     g.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto = bf16 autocast on a CUDA GPU that supports it, else fp32")
-    g.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    g.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads for torch (0: torch's default)")
     g.add_argument("--out", default="runs/finetune", help="output folder")
-    g.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
-    g.add_argument("--log-every", type=int, default=50, help="print a progress line every N steps (0: never)")
+    g.add_argument("--overwrite", action="store_true", help="delete everything in --out first")
+    g.add_argument("--resume", action="store_true",
+                   help="with --cv: continue the cross-validation in --out at its first fold without results.json")
+    g.add_argument("--log-every", type=non_negative_int, default=50, help="print a progress line every N steps (0: never)")
     return p
 
 
-def _check_args(args, prog: str) -> None:
-    for name in ("max_seq_len", "batch_size"):
-        if getattr(args, name) < 1:
-            raise FinetuneError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
-    if args.max_seq_len < 3:
-        raise FinetuneError(f"--max-seq-len {args.max_seq_len} leaves no room for a token between [CLS] and [SEP].")
-    if args.epochs is not None and args.epochs < 1:
-        raise FinetuneError(f"--epochs must be at least 1, got {args.epochs}.")
-    if args.lr is not None and not args.lr > 0:
-        raise FinetuneError(f"--lr must be > 0, got {args.lr}.")
-    if not 0 <= args.warmup < 1:
-        raise FinetuneError(f"--warmup is a fraction of the steps in [0, 1), got {args.warmup}.")
-    if args.cv == 1 or args.cv < 0:
-        raise FinetuneError(f"--cv K needs K >= 2 (or 0 for no cross-validation), got {args.cv}.")
+def _seq_len(text: str) -> int:
+    value = positive_int(text)
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"{value} leaves no room for a token between [CLS] and [SEP]; give >= 3")
+    return value
 
 
-def main(argv: list[str] | None = None, prog: str = "minibert finetune") -> int:
+def _warmup_fraction(text: str) -> float:
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"is a fraction of the steps, 0 <= f < 1, not {text}")
+    return value
+
+
+def main(argv: list[str] | None = None, prog: str = COMMAND) -> int:
     """Entry point of ``minibert finetune``."""
-    args = build_parser(prog).parse_args(argv)
-    try:
-        _check_args(args, prog)
-        run(args, log=lambda s: print(s, flush=True))
-    except (FinetuneError, ClassificationDataError, ValueError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(prog, build_parser(prog), lambda args: run(args, log=lambda s: print(s, flush=True)),
+                       argv, known_errors=(ClassificationDataError, FinetuneError))
 
 
 if __name__ == "__main__":

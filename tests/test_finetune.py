@@ -248,8 +248,10 @@ def test_finetune_learns_the_tiny_task_and_writes_the_run_folder(tiny):
         assert key in results, key
     assert results["test_accuracy"] >= 0.8, results["test_accuracy"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == list(range(1, 7))
-    best = max(records, key=lambda r: (r["dev_accuracy"], -r["epoch"]))
+    dev = [r for r in records if r["split"] == "dev"]
+    assert [r["epoch"] for r in dev] == list(range(1, 7))
+    assert [r["epoch"] for r in records if r["split"] == "train"] == list(range(1, 7))
+    best = max(dev, key=lambda r: (r["accuracy"], -r["epoch"]))
     assert results["best_epoch"] == best["epoch"]
     assert (out / "confusion_matrix.png").stat().st_size > 0
 
@@ -282,6 +284,14 @@ def test_classify_prints_label_probability_sentence(tiny, tmp_path, capsys):
         assert label in ("0", "1") and 0.5 <= float(prob) <= 1.0
 
 
+def _exit_code(main, argv) -> int:
+    """A command's exit code, whether it returns it or argparse exits while parsing."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--init", "{root}/nope"], "--init"),
     (["--max-seq-len", "2"], "max-seq-len"),
@@ -295,18 +305,18 @@ def test_bad_input_is_one_error_line_and_exit_2(argv, message, tiny, capsys):
     for flag, value in base.items():
         if flag not in argv:
             argv += [flag, value]
-    assert finetune.main(argv + ["--epochs", "1", "--log-every", "0"]) == 2
+    assert _exit_code(finetune.main, argv + ["--epochs", "1", "--log-every", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minibert finetune: error: ") and message in err and "\n" not in err, err
-    assert classify.main(["--model", str(tiny["root"] / "nope"), "x"]) == 2
+    assert _exit_code(classify.main, ["--model", str(tiny["root"] / "nope"), "x"]) == 2
     assert capsys.readouterr().err.startswith("minibert classify: error: ")
 
 
 def test_a_finished_run_is_not_overwritten(tiny, capsys):
-    """A second run into the same --out stops with an error unless --overwrite is given."""
+    """A second run into the same --out stops with one error line unless --overwrite is given."""
     out = tiny["root"] / "twice"
     _finetune(tiny, out, "--mode", "probe", "--epochs", "1")
     argv = ["--init", tiny["init"], "--train", tiny["train"], "--out", str(out), "--mode", "probe", "--epochs", "1"]
     assert finetune.main(argv) == 2
-    assert "already holds a finished run" in capsys.readouterr().err
+    assert "already holds files" in capsys.readouterr().err
     assert finetune.main(argv + ["--overwrite", "--log-every", "0"]) == 0
