@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import statistics
 import sys
 import time
 import warnings
@@ -45,13 +44,13 @@ from pathlib import Path
 import torch
 
 from minibert.classification_data import (ClassificationDataError, LabelMap, Split, add_data_arguments,
-                                          check_data_arguments, load_splits, run_cross_validation)
+                                          check_data_arguments, load_splits, train_all_splits)
 from minibert.classify import (CLASSIFIER_FILE, Classifier, ClassifierError, batch_order, collate,  # noqa: F401
                                encode_texts, load_classifier, logits_of, model_folder, predict_logits)
 from minibert.cli import (ArgumentParser, CLIError, non_negative_float, non_negative_int, positive_float,
                           positive_int, run_command)
 from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
-from minibert.metrics import BestEpoch, classification_metrics, cv_summary, plot_confusion_matrix
+from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
 from minibert.model import POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
 from minibert.tokenization import load_tokenizer
 from minibert.training_utils import (PRECISIONS, MetricsLog, atomic_write_folder, atomic_write_json, autocast,
@@ -332,35 +331,9 @@ def run(args, log=print, cache: FeatureCache | None = None) -> dict:
         return train_run(split, labels, args, prepare_run_folder(folder, overwrite=True) if split.number else folder,
                          log=log, cache=cache)
 
-    if not args.cv:
-        result = train_split(splits[0], out)
-        log(f"best dev epoch {result['best_epoch']}: dev accuracy {result['dev_accuracy']:.4f}"
-            + (f", test accuracy {result['test_accuracy']:.4f}, macro F1 {result['test_f1_macro']:.4f}"
-               if "test_accuracy" in result else "")
-            + f"; {result['train_seconds']:.0f} s; results in {out / 'results.json'}")
-        return result
-
-    fold_results = run_cross_validation(splits, out, train_split, only=args.folds, log=log)
-    if len(fold_results) < args.cv:
-        log(f"{len(fold_results)} of {args.cv} folds have results; run the missing folds with --resume "
-            f"(and without --folds) to write the cross-validation summary.")
-        return {"cv_folds_done": len(fold_results)}
-    summary = cv_summary(fold_results)
-    for key in ("precision_macro", "recall_macro", "f1_macro"):
-        values = [r[f"test_{key}"] for r in fold_results]
-        summary[f"cv_{key}_mean"] = statistics.mean(values)
-        summary[f"cv_{key}_std"] = statistics.stdev(values)
-    summary["test_precision_macro"] = summary["cv_precision_macro_mean"]
-    summary["test_recall_macro"] = summary["cv_recall_macro_mean"]
-    summary["best_epoch"] = summary["fold_best_epoch"]
-    summary["num_trainable_parameters"] = fold_results[0]["num_trainable_parameters"]
-    plot_confusion_matrix(summary["test_confusion_matrix_summed"], labels.names, out / "confusion_matrix.png",
-                          title=f"{args.cv}-fold CV, test folds summed")
-    summary = write_results(out, COMMAND, summary, num_parameters=summary.pop("num_parameters"),
-                            train_seconds=summary.pop("train_seconds"), args=args, device=pick_device(args.device))
-    log(f"{args.cv}-fold CV: accuracy {summary['cv_accuracy_mean']:.4f} +- {summary['cv_accuracy_std']:.4f}, "
-        f"macro F1 {summary['test_f1_macro']:.4f}; results in {out / 'results.json'}")
-    return summary
+    return train_all_splits(args, labels, splits, out, train_split, COMMAND, log=log, summary_extra=lambda folds: {
+        "best_epoch": [r["best_epoch"] for r in folds],
+        "num_trainable_parameters": folds[0]["num_trainable_parameters"]})
 
 
 def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from minibert.classification_data import read_examples  # noqa: E402
-from minibert.tokenization import load_tokenizer  # noqa: E402
+from minibert.classification_data import read_examples
+from minibert.tokenization import load_tokenizer
 
 
 def main(argv=None) -> int:

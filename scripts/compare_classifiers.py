@@ -37,14 +37,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))   # this checkout's minibert/textcnn, not another installed copy
 
-import torch  # noqa: E402
+import torch
 
-from minibert import finetune  # noqa: E402
-from minibert.classification_data import (LabelMap, Vocabulary, clean_text_kim, dev_split,  # noqa: E402
+from minibert import finetune
+from minibert.classification_data import (LabelMap, Vocabulary, clean_text_kim, dev_split,
                                           read_examples, stratified_kfold)
-from minibert.metrics import classification_metrics  # noqa: E402
+from minibert.metrics import classification_metrics
 
 ROWS = ["majority", "bow", "textcnn",
         "tiny-scratch", "tiny-probe-pooler", "tiny-probe-cls", "tiny-probe-mean", "tiny-full",
