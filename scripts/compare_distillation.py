@@ -52,8 +52,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))   # this checkout's minibert/textcnn, not another installed copy
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts"))   # scripts/ is not a package: import compare_classifiers from it
 
 import compare_classifiers as cc  # noqa: E402
 
