@@ -144,11 +144,11 @@ def textcnn_run(files: dict, out: Path, seed: int, epochs: int, threads: int) ->
 
 
 def finetune_run(files: dict, out: Path, seed: int, init: str, mode: str, pooling: str, epochs, lr,
-                 max_seq_len: int, threads: int, cache) -> dict:
+                 max_seq_len: int, threads: int, cache, device: str = "cpu") -> dict:
     """``minibert finetune`` on prepared label-text files."""
     argv = ["--init", init, "--mode", mode, "--pooling", pooling, "--train", files["train"],
             "--dev", files["dev"], "--test", files["test"], "--seed", str(seed), "--out", str(out),
-            "--max-seq-len", str(max_seq_len), "--threads", str(threads), "--device", "cpu", "--log-every", "100"]
+            "--max-seq-len", str(max_seq_len), "--threads", str(threads), "--device", device, "--log-every", "100"]
     if epochs:
         argv += ["--epochs", str(epochs)]
     if lr:
@@ -200,6 +200,8 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
     out = Path(args.out) / task / row / name
     if (out / "results.json").exists():
         return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    if args.table_only:
+        return None
     print(f"[{time.strftime('%H:%M:%S')}] {task} {row} {name}: train {len(train[1])}, dev {len(dev[1])}, "
           f"test {len(test[1])}", flush=True)
     if row == "majority":
@@ -221,7 +223,8 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
               "real-full": args.real_full_epochs}.get(row, args.probe_epochs)
     lr = {"tiny-full": args.tiny_full_lr, "real-full": args.real_full_lr}.get(row)
     cache = caches.setdefault((model, task), finetune.FeatureCache())
-    return finetune_run(files, out, seed, init, mode, pooling, epochs, lr, args.max_seq_len, args.threads, cache)
+    return finetune_run(files, out, seed, init, mode, pooling, epochs, lr, args.max_seq_len, args.threads, cache,
+                        args.device)
 
 
 def summarise(results: list[dict]) -> dict:
@@ -257,14 +260,21 @@ def main(argv=None) -> int:
     p.add_argument("--tiny-pooling", default="pooler", help="pooling of the tiny scratch/full rows")
     p.add_argument("--real-pooling", default="mean", help="pooling of the real full row (MiniLM was trained mean-pooled)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="device of the BERT rows (auto, cuda, mps, cpu)")
     p.add_argument("--out", default="runs/compare")
+    p.add_argument("--table-only", action="store_true",
+                   help="train nothing: write the table from the runs that have results (n says how many)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)   # also for the baselines, which run in this process
     caches: dict = {}
     table = {}
     for task, (runs, names) in splits(args).items():
         for row in args.rows:
             results = [run_row(row, task, name, seed, train, dev, test, names, args, caches)
                        for name, seed, train, dev, test in runs]
+            results = [r for r in results if r is not None]
+            if not results:
+                continue
             table.setdefault(task, {})[row] = summarise(results)
             s = table[task][row]
             print(f"== {task} {row}: {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']}), "
@@ -278,8 +288,10 @@ def write_table(table: dict, args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(json.dumps({"table": table, "args": vars(args)}, indent=1) + "\n",
                                     encoding="utf-8")
-    lines = ["| model | " + " | ".join(f"{t} accuracy % | {t} train s/run" for t in table) + " |",
-             "|---|" + "---|---|" * len(table)]
+    names = {"sst2": "SST-2", "mr": "MR"}
+    lines = ["| model | trained parameters | " + " | ".join(f"{names[t]} accuracy % | {names[t]} train s/run"
+                                                          for t in table) + " |",
+             "|---|---|" + "---|---|" * len(table)]
     rows = [r for r in ROWS if any(r in table[t] for t in table)]
     for row in rows:
         cells = []
@@ -287,7 +299,8 @@ def write_table(table: dict, args) -> None:
             s = table[t].get(row)
             cells += ([f"{s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']})",
                        f"{s['train_seconds_mean']:.0f}"] if s else ["–", "–"])
-        lines.append(f"| {LABELS[row]} | " + " | ".join(cells) + " |")
+        n_params = next(table[t][row]["num_trainable_parameters"] for t in table if row in table[t])
+        lines.append(f"| {LABELS[row]} | {n_params:,} | " + " | ".join(cells) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
