@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from minibert.textio import atomic_write_text
+
 PAD, UNK = "<pad>", "<unk>"
 
 
@@ -214,7 +216,7 @@ class LabelMap:
 
     def save(self, path) -> None:
         """Write ``{"names": [...]}`` as JSON."""
-        Path(path).write_text(json.dumps({"names": self.names}, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(json.dumps({"names": self.names}, indent=1) + "\n", path)
 
     @classmethod
     def load(cls, path) -> "LabelMap":
@@ -287,7 +289,7 @@ class Vocabulary:
 
     def save(self, path) -> None:
         """One token per line, id = line number - 1."""
-        Path(path).write_text("\n".join(self.itos) + "\n", encoding="utf-8")
+        atomic_write_text("\n".join(self.itos) + "\n", path)
 
     @classmethod
     def load(cls, path) -> "Vocabulary":

@@ -53,7 +53,8 @@ class HelpFormatter(argparse.HelpFormatter):
         text = action.help or ""
         if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
             return text
-        if "default" not in text and action.default not in (None, False, [], "", argparse.SUPPRESS):
+        meaningless = action.default is None or action.default is False or action.default in ([], "", argparse.SUPPRESS)
+        if "default" not in text and not meaningless:
             text += " (default: %(default)s)"
         return text
 
@@ -90,75 +91,57 @@ def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> se
 # argument checks (argparse ``type=`` functions)
 
 
-def _number(text: str, kind: type, what: str):
+def _checked(text: str, kind: type, what: str, ok=lambda value: True):
+    """``kind(text)`` if it parses, is finite (floats) and passes ``ok``; else an error naming ``text``."""
     try:
         value = kind(text)
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give {what}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text}")
     return value
 
 
 def positive_int(text: str) -> int:
     """An integer >= 1."""
-    value = _number(text, int, "an integer >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, not {value}")
-    return value
+    return _checked(text, int, "an integer >= 1", lambda v: v >= 1)
 
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0."""
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {value}")
-    return value
+    return _checked(text, int, "an integer >= 0", lambda v: v >= 0)
 
 
 def finite_float(text: str) -> float:
     """Any real number except nan and +-inf."""
-    return _number(text, float, "a finite number")
+    return _checked(text, float, "a finite number")
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0."""
-    value = _number(text, float, "a number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
-    return value
+    return _checked(text, float, "a number > 0", lambda v: v > 0)
 
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0."""
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text}")
-    return value
+    return _checked(text, float, "a number >= 0", lambda v: v >= 0)
 
 
 def probability(text: str) -> float:
     """A probability p with 0 < p <= 1 (zero would select nothing)."""
-    value = _number(text, float, "a probability in (0, 1]")
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability with 0 < p <= 1, not {text}")
-    return value
+    return _checked(text, float, "a probability with 0 < p <= 1", lambda v: 0.0 < v <= 1.0)
 
 
 def dropout_probability(text: str) -> float:
     """A dropout rate p with 0 <= p < 1 (one would drop everything)."""
-    value = _number(text, float, "a dropout rate in [0, 1)")
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a dropout rate with 0 <= p < 1, not {text}")
-    return value
+    return _checked(text, float, "a dropout rate with 0 <= p < 1", lambda v: 0.0 <= v < 1.0)
 
 
 def open_fraction(text: str) -> float:
     """A fraction f with 0 < f < 1 (e.g. the share of the training data held out as dev)."""
-    value = _number(text, float, "a fraction in (0, 1)")
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction with 0 < f < 1, not {text}")
-    return value
+    return _checked(text, float, "a fraction with 0 < f < 1", lambda v: 0.0 < v < 1.0)
 
 
 # ----------------------------------------------------------------------------
@@ -195,10 +178,9 @@ def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv:
         print(f"{prog}: {text}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(error_line(prog, f"cannot write or read{where}: {exc.strerror or exc}; free space or "
-                               f"fix the permissions, then rerun (with --resume if the command has it)"),
-              file=sys.stderr)
+        where = f" at {exc.filename}" if exc.filename else ""
+        print(error_line(prog, f"{exc.strerror or exc}{where}; free space or fix the permissions, then rerun "
+                               f"(with --resume if the command has it)"), file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -18,9 +18,7 @@ must equal the tensors they are tied to.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import shutil
 import sys
@@ -513,8 +511,9 @@ def export(args) -> int:
 
     try:
         folder = atomic_write_folder(out, fill)
-    except PermissionError as exc:
-        raise CLIError(f"--out {out} cannot be written ({exc.strerror}); choose a folder you can write to") from None
+    except OSError as exc:
+        raise CLIError(f"--out {out} cannot be written ({exc.strerror or exc}); choose a folder you can "
+                       f"write to") from None
     print(f"wrote {folder} ({HF_CLASS_NAMES[type(target)]}, "
           f"{sum(p.numel() for p in target.parameters()):,} parameters)")
     return 0

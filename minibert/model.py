@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from torch import nn
 
 from minibert.attention import MultiHeadAttention, padding_mask
 from minibert.positional import SinusoidalPositionalEncoding
+from minibert.textio import atomic_write_text
 
 IGNORE_INDEX = -100  # label value of positions that are not predicted (transformers' convention)
 
@@ -142,11 +141,7 @@ class BertConfig:
         """Write the config as JSON to ``path`` (e.g. ``folder/config.json``), atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        atomic_write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", path)
 
     @classmethod
     def load(cls, path) -> "BertConfig":

@@ -47,7 +47,7 @@ from typing import Iterable
 
 import torch
 
-from minibert.textio import read_utf8
+from minibert.textio import atomic_write, atomic_write_text, read_utf8
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
@@ -219,6 +219,52 @@ def wordpiece_tokenize(word: str, vocab, unk_token: str = UNK,
         pieces.append(piece)
         start = end
     return pieces
+
+
+# ----------------------------------------------------------------------------
+# Unigram: the most probable segmentation (Viterbi)
+# ----------------------------------------------------------------------------
+
+def viterbi_segment(text: str, log_probs: dict) -> tuple[list[str], float]:
+    r"""The most probable segmentation of ``text`` under a unigram model, found by Viterbi.
+
+    A segmentation $x = (x_1, \dots, x_n)$ of ``text`` into pieces of the
+    vocabulary $V$ has log-probability $\sum_i \log p(x_i)$; this returns
+    $x^* = \arg\max_{x \in S(\text{text})} \sum_i \log p(x_i)$ without listing
+    $S(\text{text})$, by dynamic programming over the end positions $j$:
+
+    $$\mathrm{best}(0) = 0, \qquad
+      \mathrm{best}(j) = \max_{i < j,\ \text{text}_{i:j} \in V} \mathrm{best}(i) + \log p(\text{text}_{i:j})$$
+
+    and following the argmax back from $j = |\text{text}|$.
+
+    text: the string to cut (for SentencePiece, with ``▁`` for every space);
+    log_probs: ``{piece: log p(piece)}`` ($V$ and $\log p$). Returns
+    ``(pieces, total log-probability)``; ``("", ...)`` gives ``([], 0.0)``.
+    Raises ``ValueError`` when no segmentation exists.
+
+    >>> pieces, score = viterbi_segment("hugs", {"h": -3.0, "u": -3.0, "g": -3.0, "s": -2.0, "hug": -1.5})
+    >>> pieces, score
+    (['hug', 's'], -3.5)
+    """
+    longest = max((len(piece) for piece in log_probs), default=0)
+    best = [0.0] + [float("-inf")] * len(text)      # best(j): score of the best cut of text[:j]
+    back = [0] * (len(text) + 1)                    # where the last piece of that cut starts
+    for j in range(1, len(text) + 1):
+        for i in range(max(0, j - longest), j):
+            piece = text[i:j]
+            if best[i] > float("-inf") and piece in log_probs:
+                score = best[i] + log_probs[piece]
+                if score > best[j]:
+                    best[j], back[j] = score, i
+    if best[-1] == float("-inf"):
+        raise ValueError(f"viterbi_segment: {text!r} cannot be cut into pieces of the vocabulary "
+                         f"(some character is in no piece).")
+    pieces, j = [], len(text)
+    while j > 0:
+        pieces.append(text[back[j]:j])
+        j = back[j]
+    return pieces[::-1], best[-1]
 
 
 # ----------------------------------------------------------------------------
@@ -412,9 +458,7 @@ class _Tokenizer:
 
 def _write_config(folder: Path, config: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / CONFIG_FILE)
+    atomic_write_text(json.dumps(config, indent=2) + "\n", folder / CONFIG_FILE)
 
 
 def _read_config(folder: Path) -> dict:
@@ -575,16 +619,12 @@ class WordPieceTokenizer(_Tokenizer):
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (VOCAB_FILE + ".tmp")
-        tmp.write_text("".join(t + "\n" for t in self.tokens), encoding="utf-8")
-        os.replace(tmp, folder / VOCAB_FILE)
+        atomic_write_text("".join(t + "\n" for t in self.tokens), folder / VOCAB_FILE)
         _write_config(folder, {"kind": self.kind, "do_lower_case": self.do_lower_case, **self._options()})
         hf = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
               "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
               "unk_token": UNK, "pad_token": PAD, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
-        tmp = folder / (HF_TOKENIZER_CONFIG + ".tmp")
-        tmp.write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, folder / HF_TOKENIZER_CONFIG)
+        atomic_write_text(json.dumps(hf, indent=2) + "\n", folder / HF_TOKENIZER_CONFIG)
         return folder
 
     @classmethod
@@ -804,9 +844,7 @@ class SentencePieceTokenizer(_Tokenizer):
         ``tokenizer_config.json`` (see :meth:`to_tokenizer_json`) into ``folder``; returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (SPM_FILE + ".tmp")
-        tmp.write_bytes(self.model_proto)
-        os.replace(tmp, folder / SPM_FILE)
+        atomic_write(folder / SPM_FILE, lambda tmp: tmp.write_bytes(self.model_proto))
         _write_config(folder, {"kind": self.kind})
         for name, content in ((HF_TOKENIZER_FILE, self.to_tokenizer_json()),
                               (HF_TOKENIZER_CONFIG, {"tokenizer_class": "PreTrainedTokenizerFast",
@@ -814,9 +852,7 @@ class SentencePieceTokenizer(_Tokenizer):
                                                      "sep_token": SEP, "mask_token": MASK,
                                                      "model_input_names": ["input_ids", "token_type_ids",
                                                                            "attention_mask"]})):
-            tmp = folder / (name + ".tmp")
-            tmp.write_text(json.dumps(content, ensure_ascii=False) + "\n", encoding="utf-8")
-            os.replace(tmp, folder / name)
+            atomic_write_text(json.dumps(content, ensure_ascii=False) + "\n", folder / name)
         return folder
 
     def to_tokenizer_json(self) -> dict:

@@ -16,9 +16,7 @@ import os
 import pickle
 import platform
 import random
-import secrets
 import shutil
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from minibert.cli import CLIError
+from minibert.textio import _temporary_name, atomic_write, atomic_write_json, atomic_write_text  # noqa: F401
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -216,42 +215,6 @@ def teardown_distributed(ctx: Distributed) -> None:
 
 # ----------------------------------------------------------------------------
 # checkpoints and random state
-
-
-def _temporary_name(path: Path) -> Path:
-    """A fresh hidden name next to ``path`` (same folder, so ``os.replace`` is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``.
-
-    ``os.replace`` is atomic on one file system, so a reader (or a resumed run
-    after a crash) sees either the old complete file or the new one. The
-    temporary file is removed on *any* failure (full disk, Ctrl-C), and the
-    file gets the usual mode (0666 minus the umask, e.g. 0644), like any file
-    the user creates. This is the only place files are written atomically.
-    """
-    path = Path(path)
-    tmp = _temporary_name(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
-
-
-def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write a UTF-8 text file atomically (see :func:`atomic_write`)."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def atomic_write_json(obj, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as indented JSON atomically; paths and other objects are written as strings."""
-    return atomic_write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:

@@ -20,6 +20,13 @@ What differs is only how each library computes the step:
 Both use PyTorch's ``scaled_dot_product_attention`` (transformers' default
 ``sdpa``); with attention dropout in training it runs its math kernel in both.
 
+Model FLOPs utilisation (MFU): the matmul FLOPs one step needs
+(``minibert.flops.training_step_flops``: 3x the forward matmuls, MLM decoded
+at the masked positions only, so both models are charged the same work)
+divided by the step time, over the FLOP/s of the model's own matmul shapes
+run alone, back to back, measured in the same process just before and after
+the timed steps (the higher of the two is the peak).
+
 Before timing, the script checks that both give the same loss (eval mode, no
 dropout) to 1e-5. ``--profile`` prints where the time goes (torch.profiler).
 ``--memory`` measures each model's peak resident-memory growth during training
@@ -39,6 +46,7 @@ import time
 import torch
 
 from minibert import hf
+from minibert.flops import measure_matmul_peak, mfu, training_step_flops
 from minibert.model import BertConfig, BertForPreTraining
 
 
@@ -115,6 +123,11 @@ def check_same_loss(ours, theirs, b) -> float:
     return abs(a - c)
 
 
+def _masked(b) -> int:
+    """Number of masked positions (MLM targets) in a batch."""
+    return int((b["mlm_labels"] != -100).sum())
+
+
 def timed_step(step, model, optimizer, b) -> float:
     start = time.perf_counter()
     step(model, optimizer, b)
@@ -132,6 +145,7 @@ def bench(preset: str, args) -> dict:
     for _ in range(args.warmup):
         our_step(ours, opt_ours, batches[0])
         their_step(theirs, opt_theirs, batches[0])
+    peak_before = measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0]))
     times = {"ours": [], "transformers": []}
     ratios = []
     for r in range(args.repeats):
@@ -143,10 +157,16 @@ def bench(preset: str, args) -> dict:
             for name, seconds in pair.items():
                 times[name].append(seconds)
             ratios.append(pair["transformers"] / pair["ours"])
+    peak = max(peak_before, measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0])))
     tokens = args.batch_size * args.seq_len
     med = {k: tokens / statistics.median(v) for k, v in times.items()}
-    masked = sum(int((b["mlm_labels"] != -100).sum()) for b in batches) / (tokens * len(batches))
+    masked = sum(_masked(b) for b in batches) / (tokens * len(batches))
+    step_flops = statistics.mean(training_step_flops(config, args.batch_size, args.seq_len, _masked(b))
+                                 for b in batches)
+    utilisation = {k: mfu(step_flops, statistics.median(v), peak) for k, v in times.items()}
     return dict(preset=preset, loss_diff=diff, ours=med["ours"], transformers=med["transformers"],
+                flops_per_token=step_flops / tokens, peak_gflops=peak / 1e9,
+                mfu_ours=utilisation["ours"], mfu_transformers=utilisation["transformers"],
                 ratio=statistics.median(ratios),
                 ratio_q=statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3,
                 masked_fraction=masked, pairs=len(ratios))
@@ -257,7 +277,10 @@ def main(argv=None) -> int:
         q1, _, q3 = r["ratio_q"]
         line = (f"{preset:6s} ours {r['ours']:7.0f} tok/s   transformers {r['transformers']:7.0f} tok/s   "
                 f"speed-up {r['ratio']:.2f}x (quartiles {q1:.2f}-{q3:.2f}, {r['pairs']} step pairs)   "
-                f"|d loss| {r['loss_diff']:.1e}   masked {100 * r['masked_fraction']:.1f}% of positions")
+                f"|d loss| {r['loss_diff']:.1e}   masked {100 * r['masked_fraction']:.1f}% of positions\n"
+                f"       {r['flops_per_token'] / 1e6:.1f} MFLOP/token per step, matmul peak {r['peak_gflops']:.0f} "
+                f"GFLOP/s on the model's shapes, MFU ours {r['mfu_ours']:.2f}, "
+                f"transformers {r['mfu_transformers']:.2f}")
         if args.memory:
             m_ours, m_theirs = measure_memory(preset, "ours", args), measure_memory(preset, "transformers", args)
             line += f"   peak memory growth ours {m_ours:.0f} MiB, transformers {m_theirs:.0f} MiB"

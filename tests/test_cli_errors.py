@@ -172,6 +172,8 @@ CASES = [
                                                "--out", P("export_with_safetensors")], "--overwrite"),
     ("export-out-is-a-file", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--out", P("a_file")],
      "is a file"),
+    ("export-out-read-only", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--out", "/proc/export"],
+     "cannot be written"),
     ("export-format-unknown", "export", ["--checkpoint", P("pretrain_run", "checkpoint.pt"), "--format", "onnx",
                                          "--out", NEW()], "argument --format"),
     # ---- textcnn predict
@@ -311,7 +313,7 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_no_temporary(world, tmp_pat
     code = main([*resolve(PT, world, tmp_path), "--max-steps", "2", "--out", str(out)])
     monkeypatch.setattr(tu.torch, "save", real_save)
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err, err
+    assert code == 1 and err.count("\n") == 1 and f"No space left on device at {out / 'checkpoint.pt'}" in err, err
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name], sorted(p.name for p in out.iterdir())
 
 

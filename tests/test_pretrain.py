@@ -109,7 +109,7 @@ def test_weight_decay_applies_to_matrices_and_never_to_biases_or_layernorm(lib):
     assert {id(p) for p in decay["params"]} == all_ids - expected_no_decay
 
 
-def test_help_explains_every_flag_the_issue_asks_for():
+def test_help_explains_every_flag():
     """``minibert pretrain --help`` lists and explains each required option."""
     text = build_parser().format_help()
     for flag in ("--preset", "--train", "--valid", "--data-dir", "--out", "--max-steps", "--batch-size",

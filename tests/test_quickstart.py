@@ -27,7 +27,8 @@ def console(name: str) -> list[str]:
 
 
 def run(argv, cwd, env) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+                          preexec_fn=lambda: os.umask(0o022))
 
 
 def folder_hash(folder: Path) -> str:
@@ -59,6 +60,8 @@ def test_the_main_job_writes_every_promised_file_and_a_rerun_keeps_the_run(data_
     results = json.loads((out / "results.json").read_text())
     assert results["steps"] == 3 and results["command"] == "minibert pretrain", results
     assert Path(results["args"]["data_dir"]).is_absolute(), results["args"]["data_dir"]
+    modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {"0o644"}, f"file modes under the usual umask 022: {modes}"
     transformers = require_reference("transformers")
     model, info = transformers.BertForPreTraining.from_pretrained(str(out / "export"), output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info

@@ -194,3 +194,58 @@ def test_saved_folder_loads_in_transformers_with_the_same_ids(data_dir, tmp_path
     pair = ours.encode("the [MASK] sat", "on [SEP] it")
     want = ref("the [MASK] sat", "on [SEP] it")
     assert pair["input_ids"] == want["input_ids"] and pair["token_type_ids"] == want["token_type_ids"]
+
+
+# ---------------------------------------------------------------- Viterbi: the most probable segmentation
+# Formula tests (they take ``lib``): ``pytest --exercises 05`` runs them on tutorials/exercises/ex05_wordpiece.py.
+
+
+def _all_segmentations(text: str, vocab) -> list[list[str]]:
+    if not text:
+        return [[]]
+    return [[text[:j]] + rest for j in range(1, len(text) + 1) if text[:j] in vocab
+            for rest in _all_segmentations(text[j:], vocab)]
+
+
+def test_viterbi_picks_the_most_probable_segmentation_of_a_hand_computed_case(lib):
+    """'hugs' with p(hug) = 0.25, p(s) = 0.15, ...: the best of its six cuts is 'hug s', probability 0.0375."""
+    import math
+
+    p = {"h": 0.05, "u": 0.05, "g": 0.05, "s": 0.15, "hu": 0.1, "ug": 0.2, "hug": 0.25, "gs": 0.15}
+    pieces, score = lib.viterbi_segment("hugs", {t: math.log(q) for t, q in p.items()})
+    assert pieces == ["hug", "s"], pieces
+    assert abs(score - math.log(0.0375)) < 1e-9, f"log-probability {score}, expected {math.log(0.0375)}"
+
+
+def test_viterbi_equals_a_brute_force_search_over_all_segmentations(lib):
+    """On random vocabularies and words, Viterbi's cut is a valid segmentation with the best score of all of them."""
+    rng = random.Random(0)
+    for trial in range(200):
+        letters = "abc"
+        vocab = set(letters) | {"".join(rng.choice(letters) for _ in range(rng.randint(2, 4))) for _ in range(8)}
+        log_probs = {piece: -rng.uniform(0.1, 5.0) for piece in vocab}
+        word = "".join(rng.choice(letters) for _ in range(rng.randint(1, 9)))
+        scored = [(sum(log_probs[t] for t in cut), cut) for cut in _all_segmentations(word, vocab)]
+        best_score = max(score for score, _ in scored)   # ties: the same pieces in another order score the same
+        pieces, score = lib.viterbi_segment(word, log_probs)
+        assert abs(score - best_score) < 1e-9, f"trial {trial}: {word!r} scored {score}, best is {best_score}"
+        assert "".join(pieces) == word and all(t in vocab for t in pieces), f"trial {trial}: {pieces} for {word!r}"
+        assert abs(sum(log_probs[t] for t in pieces) - score) < 1e-9, f"trial {trial}: {pieces} do not score {score}"
+
+
+def test_viterbi_with_the_model_scores_cuts_words_exactly_as_sentencepiece(lib, sp):
+    """With the trained model's piece log-probabilities, Viterbi gives SentencePiece's own pieces for every word."""
+    model = sp.sp
+    log_probs = {model.id_to_piece(i): model.get_score(i) for i in range(model.get_piece_size())
+                 if not (model.is_control(i) or model.is_unknown(i) or model.is_unused(i))}
+    texts = list(WORDS) + [" ".join(WORDS[i:i + 5]) for i in range(0, len(WORDS), 5)]
+    for text in texts:
+        pieces, _ = lib.viterbi_segment("\u2581" + text.replace(" ", "\u2581"), log_probs)
+        assert pieces == sp.tokenize(text), f"{text!r}: {pieces} vs SentencePiece {sp.tokenize(text)}"
+
+
+def test_viterbi_refuses_text_no_piece_can_spell_and_cuts_the_empty_string_into_nothing(lib):
+    """A character in no piece is a ValueError naming the text; '' has the empty segmentation."""
+    with pytest.raises(ValueError, match="'abz'"):
+        lib.viterbi_segment("abz", {"a": -1.0, "b": -1.0, "ab": -0.5})
+    assert lib.viterbi_segment("", {"a": -1.0}) == ([], 0.0)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 POS = ["a good film", "good fun", "really good acting", "so good", "good and warm", "a good story"]
 NEG = ["a bad film", "bad fun", "really bad acting", "so bad", "bad and cold", "a bad story"]
 

@@ -56,9 +56,10 @@ def test_atomically_written_files_get_the_usual_mode_of_the_umask(tmp_path):
     try:
         atomic_torch_save({"x": torch.zeros(2)}, tmp_path / "a.pt")
         atomic_write_json({}, tmp_path / "b.json")
+        atomic_write(tmp_path / "c.bin", lambda tmp: (tmp.write_bytes(b"x"), tmp.chmod(0o600)))  # like safetensors
     finally:
         os.umask(old)
-    for name in ("a.pt", "b.json"):
+    for name in ("a.pt", "b.json", "c.bin"):
         mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode == 0o644, f"{name} has mode {oct(mode)}"
 

@@ -1,4 +1,4 @@
-"""Every tutorial chapter's ``>>>`` examples run and print what the chapter shows.
+"""Every tutorial chapter's ``>>>`` examples (and the course README's) run and print what the chapter shows.
 
 A chapter is Markdown; its examples are doctest lines inside fenced code
 blocks. Fence lines (```) are blanked before parsing so that the closing fence
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.md"))
+# every chapter, and the course README (its debugging recipes and answers carry >>> checks too)
+CHAPTERS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.md")) + [ROOT / "tutorials" / "README.md"]
 FENCE = re.compile(r"^\s*```.*$", re.MULTILINE)
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -97,7 +97,7 @@ def build_parser(prog: str = "textcnn predict") -> ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def classify_sentences(args) -> int:
     """Classify the sentences of ``args`` and print one line per sentence."""
     sentences = list(args.sentences)
     if args.input:
@@ -115,7 +115,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "textcnn predict") -> int:
     """Entry point of ``textcnn predict``."""
-    return run_command(prog, build_parser(prog), run, argv)
+    return run_command(prog, build_parser(prog), classify_sentences, argv)
 
 
 if __name__ == "__main__":

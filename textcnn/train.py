@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from minibert.classification_data import (ClassificationDataError, LabelMap, Split, Vocabulary,
-                                          add_data_arguments, fold_folder, load_splits, train_all_splits)
+                                          add_data_arguments, load_splits, train_all_splits)
 from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_negative_float, non_negative_int,
                           positive_float, positive_int, run_command)
 from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix

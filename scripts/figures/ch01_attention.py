@@ -3,8 +3,10 @@
     python scripts/figures/ch01_attention.py
 
 writes tutorials/figures/ch01_attention_padding.png (weights of a toy sentence
-without and with its padding mask) and tutorials/figures/ch01_scaling.png
-(why the scores are divided by sqrt(d_k)). Runs in a few seconds on a CPU.
+without and with its padding mask), tutorials/figures/ch01_scaling.png
+(why the scores are divided by sqrt(d_k)) and tutorials/figures/ch01_masks.png
+(the padding mask of an encoder, the causal mask of a decoder, and the two
+combined, as boolean key masks). Runs in a few seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -83,7 +85,36 @@ def scaling_figure() -> Path:
     return path
 
 
+def masks_figure() -> Path:
+    """Which key each query may see (True = may attend): encoder padding, decoder causal, both."""
+    words = ["the", "cat", "sat", "down", "[PAD]", "[PAD]"]
+    T = len(words)
+    real = torch.tensor([w != "[PAD]" for w in words])
+    padding = real[None, :].expand(T, T)                            # every query sees the real keys
+    causal = torch.ones(T, T, dtype=torch.bool).tril()              # query i sees keys 0..i
+    panels = [(padding, "padding mask (encoder: BERT)\nkeys that are [PAD] are hidden"),
+              (causal, "causal mask (decoder: GPT)\nkey j is hidden from query i when j > i"),
+              (causal & padding, "causal AND padding\n(a padded decoder batch)")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.7), constrained_layout=True)
+    for ax, (mask, title) in zip(axes, panels):
+        ax.imshow(mask.float().numpy(), cmap="Greens", vmin=-0.3, vmax=1.2)
+        for i in range(T):
+            for j in range(T):
+                ax.text(j, i, "✓" if mask[i, j] else "·", ha="center", va="center",
+                        fontsize=11 if mask[i, j] else 14, color="white" if mask[i, j] else "grey")
+        ax.set_xticks(range(T), words, rotation=45)
+        ax.set_yticks(range(T), words)
+        ax.set_xlabel("key (attended to)")
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("query (attending)")
+    fig.suptitle("Boolean masks, True (✓) = may attend: a hidden key gets score -inf, so weight exactly 0")
+    path = OUT / "ch01_masks.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    for p in (padding_figure(), scaling_figure()):
+    for p in (padding_figure(), scaling_figure(), masks_figure()):
         print(f"wrote {p}")

@@ -46,19 +46,37 @@ def parameter_breakdown(config: BertConfig) -> dict:
 
 
 def figure_parameters() -> Path:
+    """Left: each part's share of a preset (%), so tiny and base compare at one glance. Right: the
+    parts' sizes on a log axis, where tiny's 1.5 M and base's 110 M both stay readable."""
     names = list(PRESETS)
     parts = [parameter_breakdown(BertConfig.from_preset(n)) for n in names]
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
     bottom = [0.0] * len(names)
-    for key, color in zip(parts[0], ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]):
-        values = [p[key] / 1e6 for p in parts]
-        ax.bar(names, values, bottom=bottom, label=key, color=color)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    for i, total in enumerate(bottom):
-        ax.text(i, total, f"{total:.1f}M", ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel("parameters (millions)")
-    ax.set_title("BertForPreTraining presets: where the parameters are (count_parameters)")
-    ax.legend()
+    totals = [sum(p.values()) for p in parts]
+    for key, color in zip(parts[0], colors):
+        shares = [100 * p[key] / t for p, t in zip(parts, totals)]
+        left.bar(names, shares, bottom=bottom, label=key, color=color)
+        for i, (b, v) in enumerate(zip(bottom, shares)):
+            if v >= 6:
+                left.text(i, b + v / 2, f"{v:.0f}%", ha="center", va="center", fontsize=8, color="white")
+        bottom = [b + v for b, v in zip(bottom, shares)]
+    for i, total in enumerate(totals):
+        left.text(i, 101, f"{total / 1e6:.1f}M", ha="center", va="bottom", fontsize=8)
+    left.set_ylim(0, 108)
+    left.set_ylabel("share of the parameters (%)")
+    left.set_title("Share of each part (total above the bar)", fontsize=10)
+    width = 0.2
+    for j, (key, color) in enumerate(zip(parts[0], colors)):
+        xs = [i + (j - 1.5) * width for i in range(len(names))]
+        right.bar(xs, [p[key] for p in parts], width=width, label=key, color=color)
+    right.set_yscale("log")
+    right.set_xticks(range(len(names)), names)
+    right.set_ylabel("parameters (log scale)")
+    right.set_title("Size of each part", fontsize=10)
+    right.grid(axis="y", which="major", alpha=0.3)
+    right.legend(fontsize=8, loc="upper left")
+    fig.suptitle("BertForPreTraining presets: where the parameters are (closed-form count_parameters)")
     path = OUT / "ch04_parameters.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -8,13 +8,14 @@ Needs the ``sst2`` row of ``scripts/reproduce_kim_cnn_rand.py`` (its
 * ``ch08_curves.png``: train / dev / test accuracy per epoch;
 * ``ch08_ngram_contributions.png``: the n-grams of the test sentences that
   push the class-score difference hardest (see :func:`ngram_contributions`);
-* ``ch08_top_ngrams.png``: what single trained filters detect. For each class,
-  the filters whose output weights favour it most
-  ($w_{\\text{class},f} - w_{\\text{other},f}$ largest), and for each such
-  filter the n-grams of the SST-2 test sentences on which it fires most
-  ($c_i$ largest, one n-gram per sentence).
+* ``ch08_top_ngrams.png``: where single trained filters fire *inside* a
+  sentence. For each class, the filters whose output weights favour it most
+  ($w_{\\text{class},f} - w_{\\text{other},f}$ largest) are the rows; the
+  columns are the window starts of two SST-2 test sentences (the ones with the
+  strongest positive and negative n-gram); each cell is the filter's $c_i$,
+  and a box marks the one window max-over-time keeps.
 
-and prints the same n-gram table as Markdown (the chapter shows it).
+and prints the n-gram tables as Markdown (the chapter shows them).
 """
 
 from __future__ import annotations
@@ -132,23 +133,35 @@ def draw_curves(metrics_path: Path, path: Path) -> None:
     plt.close(fig)
 
 
-def draw_ngrams(rows, path: Path, names: dict) -> None:
-    """The n-gram table as a figure: one panel per class."""
-    classes = list(dict.fromkeys(r[0] for r in rows))
-    fig, axes = plt.subplots(1, len(classes), figsize=(6 * len(classes), 0.5 + 0.95 * len(rows) / len(classes)))
-    for ax, k in zip(axes, classes):
-        mine = [r for r in rows if r[0] == k]
-        ax.axis("off")
-        ax.set_title(f"filters favouring '{names.get(k, k)}'", fontsize=11)
-        y = 0.95
-        for _, filt, pref, grams in mine:
-            ax.text(0.0, y, f"{filt}  (w diff {pref:+.2f})", fontsize=9, weight="bold", transform=ax.transAxes)
-            y -= 0.07
-            for gram, value in grams:
-                ax.text(0.04, y, f"{gram}   ({value:.2f})", fontsize=9, family="monospace", transform=ax.transAxes)
-                y -= 0.06
-            y -= 0.02
-    fig.tight_layout()
+def draw_activation_maps(classifier, rows, sentences: list[str], path: Path, names: dict) -> None:
+    """Rows = the filters of ``rows`` (from :func:`top_ngrams`), columns = window starts of each sentence;
+    the cell is $c_i$ and a box marks the window that max-over-time keeps."""
+    acts, tokens = filter_activations(classifier, sentences)
+    filters = [(name, label) for name, label, _, _ in rows]
+    fig, axes = plt.subplots(1, len(sentences), figsize=(7.5 * len(sentences), 0.45 * len(filters) + 2.6),
+                             constrained_layout=True, squeeze=False)
+    for s, ax in enumerate(axes[0]):
+        words = tokens[s]
+        grid = torch.full((len(filters), len(words)), float("nan"))
+        for r, (_, label) in enumerate(filters):
+            h, f = (int(v) for v in label.removeprefix("h=").split(" #"))
+            c = acts[h][s, f, :len(words)]
+            valid = c >= 0
+            grid[r, :valid.sum()] = c[valid]
+        image = ax.imshow(grid.numpy(), cmap="magma", aspect="auto", vmin=0)
+        fig.colorbar(image, ax=ax, shrink=0.8, label="$c_i$ of the window starting at this word")
+        for r in range(len(filters)):
+            row = grid[r]
+            if torch.isfinite(row).any():
+                j = int(torch.nan_to_num(row, nan=-1.0).argmax())
+                ax.add_patch(plt.Rectangle((j - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="cyan", lw=2))
+        ax.set_xticks(range(len(words)), [w if w != "<unk>" else "?" for w in words], rotation=60, fontsize=8)
+        ax.set_yticks(range(len(filters)),
+                      [f"{label} (favours {names.get(k, k)})" for k, label in filters], fontsize=8)
+        ax.set_xlabel("window start (the window covers this word and the next h-1)")
+        ax.set_title(" ".join(words)[:95] + ("..." if len(" ".join(words)) > 95 else ""), fontsize=9)
+    fig.suptitle("Where single filters fire inside a sentence (CNN-rand, SST-2 test); "
+                 "the box is the one value max-over-time keeps", fontsize=11)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -186,10 +199,13 @@ def main(argv=None) -> int:
     texts, _ = read_examples(Path(args.data_dir) / "classification" / "SST-2" / "stsa.binary.test")
     rows = top_ngrams(classifier, texts)
     names = {"0": "negative", "1": "positive"}
-    draw_ngrams(rows, out / "ch08_top_ngrams.png", names)
     draw_curves(run / "metrics.jsonl", out / "ch08_curves.png")
     contributions = ngram_contributions(classifier, texts)
     draw_contributions(contributions, out / "ch08_ngram_contributions.png", names)
+    # the two sentences holding the strongest negative and the strongest positive n-gram
+    examples = [next(t for t in texts if grams[0][0] in " ".join(classifier.vocab.decode(
+        classifier.encode([t])[0][0].tolist()))) for grams in contributions.values()]
+    draw_activation_maps(classifier, rows, examples, out / "ch08_top_ngrams.png", names)
     print("| class | filter | $w_{class} - w_{other}$ | n-grams that fire it most ($c_i$) |")
     print("|---|---|---|---|")
     for k, filt, pref, grams in rows:

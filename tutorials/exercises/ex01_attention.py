@@ -15,6 +15,20 @@ import torch.nn.functional as F  # noqa: F401  (F.dropout)
 
 REFERENCE = "minibert.attention"
 
+# Graded hints, shown by `python -m pytest --exercises 01 --hint N`: a nudge, the approach, the formula in detail.
+HINTS = {
+    "scaled_dot_product_attention": [
+        "every query is compared with every key by a dot product; which matrix product gives all of them "
+        "at once, and which axis of k must be swapped for it?",
+        "four steps: scores (T_q, T_k) from q and k, scaled by 1/sqrt(d_k); hidden keys pushed to -infinity "
+        "*before* the softmax; softmax over the keys (the last axis); the weights times v. Rows that are all "
+        "hidden come out of the softmax as NaN: replace their weights by 0.",
+        "scores_ij = sum_c q_ic k_jc / sqrt(d_k); M_ij = 0 where mask is True, -inf where False; "
+        "w_ij = exp(scores_ij + M_ij) / sum_j' exp(scores_ij' + M_ij'); output_i = sum_j w_ij v_j. "
+        "Dropout, when dropout_p > 0, applies to w (zero some entries, divide the rest by 1 - p).",
+    ],
+}
+
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     r"""Return ``(output, weights)`` of $\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)\,V$.
@@ -23,14 +37,12 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     True = may attend, broadcastable to (..., T_q, T_k), or None.
     output (..., T_q, d_v); weights (..., T_q, T_k).
 
-    Steps:
-    1. scores = q @ k^T / sqrt(d_k)                 (transpose the last two dims of k)
-    2. where mask is False, set the score to -inf    (``scores.masked_fill(~mask, float("-inf"))``)
-    3. weights = softmax over the keys (the last dim)
-    4. a row whose keys are all masked is NaN now: set masked weights to 0
-    5. if dropout_p > 0: weights = F.dropout(weights, p=dropout_p, training=True)
-    6. output = weights @ v
+    $M$ is 0 where ``mask`` is True and $-\infty$ where it is False. A query
+    row whose keys are all masked gets weights 0 and output 0 (not NaN). With
+    ``dropout_p > 0`` the weights are dropped out (always, as in training).
+
+    Stuck? ``python -m pytest --exercises 01`` shows a hint; ``--hint 2`` and
+    ``--hint 3`` show more (never the code).
     """
-    raise NotImplementedError(
-        "Exercise 01 (tutorials/exercises/ex01_attention.py): write scaled_dot_product_attention; "
-        "scores = q @ k.transpose(-2, -1) / sqrt(d_k), mask with -inf, softmax over the last dim, then @ v.")
+    raise NotImplementedError("Exercise 01 (tutorials/exercises/ex01_attention.py): "
+                              "scaled_dot_product_attention is not written yet")

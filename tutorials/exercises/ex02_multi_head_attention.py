@@ -19,6 +19,20 @@ from minibert.attention import scaled_dot_product_attention  # noqa: F401
 
 REFERENCE = "minibert.attention"
 
+# Graded hints, shown by `python -m pytest --exercises 02 --hint N`: a nudge, the approach, the formula in detail.
+HINTS = {
+    "MultiHeadAttention": [
+        "the H heads do not get their own Linear layers: one Linear(C, C) per projection holds all heads, "
+        "head h owns a slice of d = C / H of its outputs.",
+        "project x three times, cut each (B, T, C) result into H chunks of d per token, move the head axis "
+        "next to the batch axis so chapter 01's attention treats (B, H) as batch, attend, undo the move, "
+        "glue the heads back to C features, and apply the output projection.",
+        "shapes: (B, T, C) -> (B, T, H, d) -> (B, H, T, d); after attention (B, H, T, d) -> (B, T, H, d) -> "
+        "(B, T, C). Cutting (B, T, C) straight into (B, H, T, d) has the right shape and the wrong numbers. "
+        "Dropout probability is self.dropout in train() mode and 0 in eval() mode.",
+    ],
+}
+
 
 class MultiHeadAttention(nn.Module):
     r"""$\mathrm{MHA}(X) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_H) W^O$,
@@ -29,25 +43,18 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, hidden_size, num_heads, dropout=0.0):
         super().__init__()
-        # 1. raise ValueError (saying why) if hidden_size is not divisible by num_heads
-        # 2. store num_heads, head_dim = hidden_size // num_heads, dropout
-        # 3. four nn.Linear(hidden_size, hidden_size): self.query, self.key, self.value, self.output
-        raise NotImplementedError(
-            "Exercise 02 (tutorials/exercises/ex02_multi_head_attention.py): write MultiHeadAttention.__init__; "
-            "check hidden_size % num_heads, then create the Linear layers query, key, value, output.")
+        # Needs: a ValueError (saying why) when hidden_size is not divisible by num_heads; the attributes
+        # num_heads, head_dim and dropout; four Linear(C, C) layers named query, key, value, output.
+        raise NotImplementedError("Exercise 02 (tutorials/exercises/ex02_multi_head_attention.py): "
+                                  "MultiHeadAttention.__init__ is not written yet")
 
     def forward(self, x, mask=None, return_weights=False):
         """Return ``(output (B, T, C), weights (B, H, T, T) or None)``.
 
         mask: boolean, True = may attend, broadcastable to (B, H, T, T), e.g. (B, 1, 1, T).
-
-        Steps:
-        1. q, k, v = self.query(x), ... each (B, T, C) -> view (B, T, H, d) -> transpose to (B, H, T, d)
-        2. attention dropout probability p = self.dropout in training mode, 0 in eval mode
-        3. if return_weights: y, w = scaled_dot_product_attention(q, k, v, mask, p)
-           else:              y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p); w = None
-        4. y (B, H, T, d) -> transpose (B, T, H, d) -> reshape (B, T, C); return self.output(y), w
+        Attention dropout (probability ``self.dropout``) acts only in training mode.
+        With ``return_weights`` the explicit formula runs and its weights are returned;
+        without, you may use PyTorch's fused kernel (both must give the same output).
         """
-        raise NotImplementedError(
-            "Exercise 02 (tutorials/exercises/ex02_multi_head_attention.py): write MultiHeadAttention.forward; "
-            "split into heads (B, H, T, d), attend, merge the heads back to (B, T, C), apply self.output.")
+        raise NotImplementedError("Exercise 02 (tutorials/exercises/ex02_multi_head_attention.py): "
+                                  "MultiHeadAttention.forward is not written yet")

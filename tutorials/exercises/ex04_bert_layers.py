@@ -22,15 +22,37 @@ from minibert.attention import MultiHeadAttention
 
 REFERENCE = "minibert.model"
 
+# Graded hints, shown by `python -m pytest --exercises 04 --hint N`: a nudge, the approach, the formula in detail.
+HINTS = {
+    "gelu": [
+        "Phi is the cumulative distribution function of a standard normal variable; torch has the error "
+        "function erf that it is made of.",
+        "Phi(x) = (1 + erf(x / sqrt 2)) / 2, element-wise; multiply by x. Not the tanh approximation.",
+    ],
+    "layer_norm": [
+        "every token is normalised on its own: statistics over the last axis only, kept broadcastable.",
+        "subtract the mean of the last axis, divide by the square root of (variance + eps), then scale by "
+        "weight and shift by bias.",
+        "mu = (1/C) sum_c x_c; sigma^2 = (1/C) sum_c (x_c - mu)^2 (divide by C, not C - 1: the 'biased' "
+        "variance); y = weight * (x - mu) / sqrt(sigma^2 + eps) + bias.",
+    ],
+    "BertLayer": [
+        "post-LN: each sub-layer's output is added to its input, and *then* normalised.",
+        "two blocks. Attention block: attention on x, dropout, add x, attention_norm. Feed-forward block: "
+        "intermediate, GELU, output, dropout, add the block's input, output_norm. Return the weights only "
+        "when asked for.",
+        "h = LN_1(x + Dropout(MHA(x))); y = LN_2(h + Dropout(W_2 GELU(W_1 h + b_1) + b_2)). The second "
+        "residual adds h, not x.",
+    ],
+}
+
 
 def gelu(x):
     r"""$\mathrm{GELU}(x) = x\,\Phi(x) = \tfrac{x}{2}\,(1 + \mathrm{erf}(x / \sqrt 2))$, element-wise, any shape.
 
     Use the exact erf form (``torch.erf``), not the tanh approximation.
     """
-    raise NotImplementedError(
-        "Exercise 04 (tutorials/exercises/ex04_bert_layers.py): write gelu; "
-        "x * Phi(x) with Phi(x) = (1 + erf(x / sqrt(2))) / 2.")
+    raise NotImplementedError("Exercise 04 (tutorials/exercises/ex04_bert_layers.py): gelu is not written yet")
 
 
 def layer_norm(x, weight, bias, eps):
@@ -39,9 +61,8 @@ def layer_norm(x, weight, bias, eps):
     x (..., C); weight = $\gamma$ (C,); bias = $\beta$ (C,); eps = $\epsilon$.
     $\mu$ and $\sigma^2$ are the mean and the *biased* variance (divide by C) of the last dimension.
     """
-    raise NotImplementedError(
-        "Exercise 04 (tutorials/exercises/ex04_bert_layers.py): write layer_norm; "
-        "mean and biased variance over dim -1 (keepdim=True), normalise, then scale by weight and add bias.")
+    raise NotImplementedError("Exercise 04 (tutorials/exercises/ex04_bert_layers.py): "
+                              "layer_norm is not written yet")
 
 
 class BertLayer(nn.Module):
@@ -65,12 +86,7 @@ class BertLayer(nn.Module):
     def forward(self, x, mask=None, output_attentions=False):
         """x (B, T, C); mask bool (B, 1, 1, T) or None. Return ``(y (B, T, C), weights or None)``.
 
-        Steps:
-        1. a, weights = self.attention(x, mask=mask, return_weights=output_attentions)
-        2. h = self.attention_norm(x + self.dropout(a))               # residual, then LayerNorm
-        3. f = self.output(self.act(self.intermediate(h)))            # (B, T, I) -> (B, T, C)
-        4. y = self.output_norm(h + self.dropout(f)); return y, weights
+        ``weights`` are the attention weights (B, H, T, T) when ``output_attentions``, else None.
         """
-        raise NotImplementedError(
-            "Exercise 04 (tutorials/exercises/ex04_bert_layers.py): write BertLayer.forward; "
-            "attention, add the input, LayerNorm; feed-forward with GELU, add, LayerNorm (post-LN).")
+        raise NotImplementedError("Exercise 04 (tutorials/exercises/ex04_bert_layers.py): "
+                                  "BertLayer.forward is not written yet")

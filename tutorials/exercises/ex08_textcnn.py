@@ -14,6 +14,19 @@ import torch
 
 REFERENCE = "textcnn.model"
 
+# Graded hints, shown by `python -m pytest --exercises 08 --hint N`: a nudge, the approach, the formula in detail.
+HINTS = {
+    "conv_max_over_time": [
+        "a filter sliding along the words is a 1-D convolution with the word-vector features as channels; "
+        "the hard part is the padding, not the convolution.",
+        "make the padded positions zero vectors, convolve (mind which axis the channels must be on), apply "
+        "the ReLU, and take the max only over window starts that exist in each sentence.",
+        "c_i = ReLU(sum_j sum_c weight[f, c, j] x[i + j, c] + bias[f]); valid starts are i = 0 .. max(n - h, 0) "
+        "for a sentence of n words (shorter than h: one window, filled with zero vectors); hide the other "
+        "starts with -infinity before the max.",
+    ],
+}
+
 
 def conv_max_over_time(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                        lengths: torch.Tensor) -> torch.Tensor:
@@ -27,9 +40,7 @@ def conv_max_over_time(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     sentence. Words at positions >= n count as zero vectors (a sentence
     shorter than h is padded with zeros to h words). Returns (B, F).
 
-    Hints: zero the padded positions of x; torch.nn.functional.conv1d wants
-    (B, C, T); mask the window starts i > max(n - h, 0) with -inf before the max.
+    Stuck? ``python -m pytest --exercises 08`` shows a hint; ``--hint 2`` and ``--hint 3`` show more.
     """
-    raise NotImplementedError(
-        "Exercise 08 (tutorials/exercises/ex08_textcnn.py): compute "
-        "c_i = relu(w . x[i:i+h] + b) for every filter and take the max over the valid i.")
+    raise NotImplementedError("Exercise 08 (tutorials/exercises/ex08_textcnn.py): "
+                              "conv_max_over_time is not written yet")

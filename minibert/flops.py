@@ -1,0 +1,107 @@
+r"""How much arithmetic a pretraining step is: matmul FLOPs and model FLOPs utilisation (MFU).
+
+A training step of a transformer is almost all matrix multiplication. This
+module counts those multiplications from the config and the batch shape, so
+a speed (tokens/s) can be turned into a fraction of what the machine can do:
+
+$$\text{MFU} = \frac{\text{FLOPs of one step} / \text{step time}}{\text{peak matmul FLOP/s}}.$$
+
+The count follows the usual convention: a multiply-add is 2 FLOPs, the
+backward pass costs twice the forward pass (one matmul for the gradient of
+the input, one for the gradient of the weight), so a training step is
+$3\times$ the forward matmuls. Elementwise work (GELU, LayerNorm, softmax,
+dropout, the optimizer) is *not* counted: it is what MFU shows as lost time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .model import BertConfig
+
+
+def forward_matmul_flops(config: BertConfig, batch_size: int, seq_len: int, num_masked: int) -> int:
+    r"""Matmul FLOPs of one forward pass of :class:`~minibert.model.BertForPreTraining` with sparse MLM.
+
+    With $B$ sequences of $T$ positions (padding included), $C$ hidden,
+    $I$ intermediate, $L$ layers, $V$ vocabulary and $M$ masked positions
+    (the MLM head decodes only those):
+
+    $$F = L\,\bigl(\underbrace{8BTC^2}_{Q,K,V,O} + \underbrace{4BT^2C}_{QK^\top,\ AV}
+          + \underbrace{4BTCI}_{\text{FFN}}\bigr)
+          + \underbrace{2BC^2}_{\text{pooler}} + \underbrace{4BC}_{\text{NSP}}
+          + \underbrace{2MC^2 + 2MCV}_{\text{MLM transform, decoder}}.$$
+
+    The attention term does not depend on the number of heads: $H$ heads of
+    width $C/H$ do $H \cdot 2T^2(C/H) = 2T^2C$ per sequence for scores and as
+    much for the weighted sum of values. Embedding look-ups are not matmuls.
+    """
+    B, T, M = batch_size, seq_len, num_masked
+    C, I, L, V = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
+    per_layer = 8 * B * T * C * C + 4 * B * T * T * C + 4 * B * T * C * I
+    return L * per_layer + 2 * B * C * C + 4 * B * C + 2 * M * C * C + 2 * M * C * V
+
+
+def training_step_flops(config: BertConfig, batch_size: int, seq_len: int, num_masked: int) -> int:
+    r"""Matmul FLOPs of one training step: $3F$ (forward, then backward for inputs and weights)."""
+    return 3 * forward_matmul_flops(config, batch_size, seq_len, num_masked)
+
+
+def model_matmul_shapes(config: BertConfig, batch_size: int, seq_len: int, num_masked: int) -> list[tuple]:
+    """The (m, k, n) of every distinct matmul in one forward pass, with how many times it runs.
+
+    Returns ``[(m, k, n, count), ...]``; ``sum(2*m*k*n*count)`` equals
+    :func:`forward_matmul_flops`. Attention products are batched over
+    sequences and heads, so they are listed per (sequence, head).
+    """
+    B, T, M = batch_size, seq_len, num_masked
+    C, I, L, V = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
+    H = config.num_attention_heads
+    D = C // H
+    return [
+        (B * T, C, C, 4 * L),          # query, key, value, output projections
+        (T, D, T, 2 * B * H * L),      # scores Q K^T and weighted values A V (same FLOPs)
+        (B * T, C, I, L),              # FFN in
+        (B * T, I, C, L),              # FFN out
+        (B, C, C, 1),                  # pooler
+        (B, C, 2, 1),                  # NSP
+        (M, C, C, 1),                  # MLM transform
+        (M, C, V, 1),                  # MLM decoder (masked positions only)
+    ]
+
+
+def measure_matmul_peak(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
+                        repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of this model's own matmuls run alone, back to back: the machine's limit for this model.
+
+    Runs the matmuls of :func:`model_matmul_shapes` (attention as one
+    ``bmm`` over sequences x heads) once per count-weight, ``repeats`` times,
+    and returns total FLOPs / the fastest repetition's time. What a training
+    step achieves divided by this is its MFU.
+    """
+    B, H = batch_size, config.num_attention_heads
+    work = []
+    for m, k, n, count in model_matmul_shapes(config, batch_size, seq_len, num_masked):
+        if m == seq_len and n == seq_len:   # attention: batched over B*H, `count // (B*H)` times
+            a, b = torch.randn(B * H, m, k, dtype=dtype), torch.randn(B * H, k, n, dtype=dtype)
+            work.append((torch.bmm, a, b, count // (B * H)))
+        else:
+            work.append((torch.mm, torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype), count))
+    flops = 2 * sum(m * k * n * c for m, k, n, c in model_matmul_shapes(config, batch_size, seq_len, num_masked))
+    for fn, a, b, _ in work:                      # warm-up
+        fn(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for fn, a, b, count in work:
+            for _ in range(count):
+                fn(a, b)
+        best = min(best, time.perf_counter() - start)
+    return flops / best
+
+
+def mfu(step_flops: float, step_seconds: float, peak_flops_per_second: float) -> float:
+    r"""Model FLOPs utilisation: $\frac{\text{step FLOPs} / \text{step seconds}}{\text{peak FLOP/s}}$."""
+    return step_flops / step_seconds / peak_flops_per_second
