@@ -14,9 +14,11 @@ from minibert.model import (
     BertForPreTraining,
     BertForSequenceClassification,
     BertModel,
+    POOLINGS,
     cls_pooling,
     count_parameters,
     mean_pooling,
+    sentence_features,
 )
 from minibert.positional import SinusoidalPositionalEncoding, sinusoidal_positional_encoding
 from minibert.pretraining_data import PretrainingDataset, create_nsp_examples, iterate_batches, mask_tokens
@@ -29,7 +31,7 @@ __all__ = [
     "scaled_dot_product_attention", "MultiHeadAttention", "padding_mask",
     "sinusoidal_positional_encoding", "SinusoidalPositionalEncoding",
     "BertConfig", "PRESETS", "BertModel", "BertForPreTraining", "BertForSequenceClassification",
-    "count_parameters", "cls_pooling", "mean_pooling",
+    "count_parameters", "cls_pooling", "mean_pooling", "sentence_features", "POOLINGS",
     "from_transformers", "to_transformers", "load_pretrained", "save_pretrained",
     "WordPieceTokenizer", "SentencePieceTokenizer", "load_tokenizer",
     "find_corpus", "documents",

@@ -502,3 +502,42 @@ def run_cross_validation(splits: Sequence[Split], out: Path, train_split, only: 
         log(f"{split.name}: best dev epoch {results[-1]['best_epoch']}, "
             f"test accuracy {results[-1]['test_accuracy']:.4f}")
     return results
+
+
+def train_all_splits(args, labels: LabelMap, splits: Sequence[Split], out: Path, train_split, command: str,
+                     log=print, summary_extra=None) -> dict:
+    """Train the one split of a single run, or cross-validate, and return what ``out/results.json`` holds.
+
+    Single run: ``train_split(split, out)`` (which writes its own results).
+    ``--cv K``: :func:`run_cross_validation` (fold folders, resumable), then,
+    once every fold has results, :func:`~minibert.metrics.cv_summary` plus
+    ``summary_extra(fold_results)`` (a dict of command-specific entries), the
+    summed confusion matrix as a PNG and ``results.json`` in the shared
+    schema. Shared by ``textcnn train`` and ``minibert finetune``.
+    """
+    from minibert.metrics import cv_summary, plot_confusion_matrix
+    from minibert.training_utils import pick_device, write_results
+
+    if not args.cv:
+        result = train_split(splits[0], out)
+        log(f"best dev epoch {result['best_epoch']}: dev {result['dev_accuracy']:.4f}"
+            + (f", test accuracy {result['test_accuracy']:.4f}, macro F1 {result['test_f1_macro']:.4f}"
+               if "test_accuracy" in result else "")
+            + (f"; {result['seconds_per_epoch']:.1f} s/epoch" if "seconds_per_epoch" in result
+               else f"; {result['train_seconds']:.0f} s") + f"; results in {out / 'results.json'}")
+        return result
+    fold_results = run_cross_validation(splits, out, train_split, only=args.folds, log=log)
+    if len(fold_results) < args.cv:
+        log(f"{len(fold_results)} of {args.cv} folds have results; run the missing folds with --resume "
+            f"(and without --folds) to write the cross-validation summary.")
+        return {"cv_folds_done": len(fold_results)}
+    summary = {**cv_summary(fold_results), **(summary_extra(fold_results) if summary_extra else {})}
+    plot_confusion_matrix(summary["test_confusion_matrix_summed"], labels.names, out / "confusion_matrix.png",
+                          title=f"{args.cv}-fold CV, test folds summed")
+    summary = write_results(out, command, summary, num_parameters=summary.pop("num_parameters"),
+                            train_seconds=summary.pop("train_seconds"), args=args, device=pick_device(args.device))
+    log(f"{args.cv}-fold CV: accuracy {summary['cv_accuracy_mean']:.4f} +- {summary['cv_accuracy_std']:.4f}, "
+        f"macro F1 {summary['test_f1_macro']:.4f}"
+        + (f"; {summary['seconds_per_epoch']:.1f} s/epoch" if "seconds_per_epoch" in summary else "")
+        + f"; results in {out / 'results.json'}")
+    return summary

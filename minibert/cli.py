@@ -191,6 +191,8 @@ def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv:
 COMMANDS = {
     "pretrain": ("minibert.pretrain", "pretrain a mini-BERT with MLM + NSP on WikiText"),
     "export": ("minibert.hf", "convert a minibert checkpoint to a transformers folder"),
+    "finetune": ("minibert.finetune", "train a sentence classifier: fine-tune, linear probe, or from scratch"),
+    "classify": ("minibert.classify", "classify sentences with a model trained by `minibert finetune`"),
 }
 
 

@@ -79,6 +79,9 @@ HF_CLASS_NAMES = {
     BertForSequenceClassification: "BertForSequenceClassification",
 }
 
+#: config.json entry naming the sentence vector a minibert classifier reads (see ``model.POOLINGS``).
+POOLING_KEY = "minibert_pooling"
+
 #: Head keys that belong to one class only; ignored when loading into a class without that head.
 _HEAD_PREFIXES = ("cls.", "classifier.")
 #: Non-parameter buffers that old checkpoints contain; never needed.
@@ -348,7 +351,8 @@ def load_pretrained(folder, cls=BertModel, **kwargs) -> nn.Module:
     ``weights_only=True``). ``cls`` is :class:`BertModel`,
     :class:`BertForPreTraining` or :class:`BertForSequenceClassification`
     (then pass ``num_labels=...``; a missing classifier is freshly initialised).
-    ``kwargs`` go to ``cls`` after the config.
+    ``kwargs`` go to ``cls`` after the config; a classifier's ``pooling`` is
+    read from the config's ``minibert_pooling`` entry unless given.
     """
     folder = Path(folder)
     config_file = folder / "config.json"
@@ -362,13 +366,17 @@ def load_pretrained(folder, cls=BertModel, **kwargs) -> nn.Module:
         config = BertConfig.from_dict(raw)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{config_file} is not a usable BERT config: {str(exc).rstrip('.')}.") from None
-    if cls is BertForSequenceClassification and "num_labels" not in kwargs:
-        kwargs["num_labels"] = len(raw.get("id2label") or {}) or 2
+    if cls is BertForSequenceClassification:
+        if "num_labels" not in kwargs:
+            kwargs["num_labels"] = len(raw.get("id2label") or {}) or 2
+        if "pooling" not in kwargs and raw.get(POOLING_KEY):
+            kwargs["pooling"] = raw[POOLING_KEY]
     model = cls(config, **kwargs)
     return load_hf_state_dict(model, _read_weights(folder)).eval()
 
 
-def save_pretrained(model: nn.Module, folder, safe_serialization: bool = True) -> Path:
+def save_pretrained(model: nn.Module, folder, safe_serialization: bool = True,
+                    label_names: list[str] | None = None) -> Path:
     """Write ``model`` as a transformers checkpoint folder and return its path.
 
     The folder holds ``config.json`` (with ``architectures``) and
@@ -376,6 +384,12 @@ def save_pretrained(model: nn.Module, folder, safe_serialization: bool = True) -
     ``safe_serialization=False``), so that ``transformers.<Class>.from_pretrained(folder)``
     loads it with no missing or unexpected keys. Files are written to a
     temporary name first and renamed.
+
+    A classifier's ``label_names`` (default ``LABEL_0``, ...) become the
+    config's ``id2label``/``label2id``; its pooling is saved as
+    ``minibert_pooling``. transformers' ``BertForSequenceClassification``
+    always classifies the pooler output, so only ``pooling="pooler"``
+    gives the same logits there (a warning says so otherwise).
     """
     cls_name = HF_CLASS_NAMES.get(type(model))
     if cls_name is None:
@@ -392,8 +406,17 @@ def save_pretrained(model: nn.Module, folder, safe_serialization: bool = True) -
     config.pop("position_embedding_type")
     config["architectures"] = [cls_name]
     if isinstance(model, BertForSequenceClassification):
-        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_labels)}
-        config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_labels)}
+        names = [str(n) for n in label_names] if label_names is not None else [
+            f"LABEL_{i}" for i in range(model.num_labels)]
+        if len(names) != model.num_labels or len(set(names)) != len(names):
+            raise ValueError(f"label_names must be {model.num_labels} distinct names, got {names}.")
+        config["id2label"] = {str(i): name for i, name in enumerate(names)}
+        config["label2id"] = {name: i for i, name in enumerate(names)}
+        config[POOLING_KEY] = model.pooling
+        if model.pooling != "pooler":
+            warnings.warn(f"this classifier reads {model.pooling!r} sentence vectors; transformers' "
+                          f"BertForSequenceClassification reads the pooler output, so its logits will differ "
+                          f"(minibert.hf.load_pretrained reproduces them).", stacklevel=2)
     atomic_write(folder / "config.json", lambda path: path.write_text(
         json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
     if safe_serialization:

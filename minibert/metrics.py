@@ -161,7 +161,9 @@ def cv_summary(fold_results: Sequence[dict]) -> dict:
     For fold accuracies $a_1 \dots a_K$ (``fold_results[k]["test_accuracy"]``):
     $\bar a = \frac{1}{K}\sum_k a_k$ and
     $s = \sqrt{\frac{1}{K-1}\sum_k (a_k - \bar a)^2}$ (``cv_accuracy_std``;
-    0 for one fold). ``test_accuracy``/``test_f1_macro`` are the means, the
+    0 for one fold); the same for macro F1, precision and recall
+    (``cv_f1_macro_mean``/``_std``, ...). ``test_accuracy``/``test_f1_macro``
+    (and ``test_precision_macro``/``test_recall_macro``) are the means, the
     test confusion matrices are summed, times are summed (``train_seconds``).
     """
     import statistics
@@ -172,11 +174,18 @@ def cv_summary(fold_results: Sequence[dict]) -> dict:
     f1s = [r["test_f1_macro"] for r in fold_results]
     std = statistics.stdev if len(fold_results) > 1 else (lambda values: 0.0)
     matrix = torch.tensor([r["test_confusion_matrix"] for r in fold_results]).sum(0)
+    macro = {}
+    for key in ("precision_macro", "recall_macro"):
+        values = [r[f"test_{key}"] for r in fold_results if f"test_{key}" in r]
+        if len(values) == len(fold_results):
+            macro.update({f"test_{key}": statistics.mean(values), f"cv_{key}_mean": statistics.mean(values),
+                          f"cv_{key}_std": std(values)})
     return {
         "cv_folds": len(fold_results),
         "cv_accuracy_mean": statistics.mean(accs), "cv_accuracy_std": std(accs),
         "test_accuracy": statistics.mean(accs),
-        "test_f1_macro": statistics.mean(f1s), "cv_f1_macro_std": std(f1s),
+        "test_f1_macro": statistics.mean(f1s), "cv_f1_macro_mean": statistics.mean(f1s), "cv_f1_macro_std": std(f1s),
+        **macro,
         "fold_test_accuracy": accs, "fold_best_epoch": [r["best_epoch"] for r in fold_results],
         "test_confusion_matrix_summed": matrix.tolist(),
         "train_seconds": sum(r["train_seconds"] for r in fold_results),

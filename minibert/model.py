@@ -471,22 +471,48 @@ def mean_pooling(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor |
     return (last_hidden_state * m).sum(dim=1) / count                        # (B, C)
 
 
+#: Sentence vectors a classifier can read: the pooler output, the raw [CLS] vector, the masked mean.
+POOLINGS = ("pooler", "cls", "mean")
+
+
+def sentence_features(encoder_output: dict, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    r"""One vector per sentence from a :class:`BertModel` output dict: (B, C).
+
+    ``pooling``: ``"pooler"`` -> $p = \tanh(W_p h_{[CLS]} + b_p)$ (``pooler_output``,
+    what BERT's NSP head was trained on); ``"cls"`` -> $h_{[CLS]}$
+    (:func:`cls_pooling`); ``"mean"`` -> the mean over real tokens
+    (:func:`mean_pooling` with ``attention_mask`` (B, T)).
+    """
+    if pooling == "pooler":
+        return encoder_output["pooler_output"]
+    if pooling == "cls":
+        return cls_pooling(encoder_output["last_hidden_state"])
+    if pooling == "mean":
+        return mean_pooling(encoder_output["last_hidden_state"], attention_mask)
+    raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
+
+
 class BertForSequenceClassification(nn.Module):
-    r"""A classifier on the pooled output $p$ (B, C).
+    r"""A classifier on a sentence vector $p$ (B, C) of the encoder.
 
     Linear (the BERT paper): $y = \mathrm{softmax}(W_o\,\mathrm{Dropout}(p) + b_o)$,
     $W_o$ = ``classifier`` (C -> K). With ``hidden_layer_size=D``, one hidden
     ReLU layer: $y = \mathrm{softmax}(W_o\,\mathrm{ReLU}(W_h\,\mathrm{Dropout}(p) + b_h) + b_o)$,
     $W_h$ = ``hidden`` (C -> D). ``forward`` returns the logits (before the softmax).
     ``classifier_dropout`` overrides ``config.classifier_dropout`` /
-    ``hidden_dropout_prob``.
+    ``hidden_dropout_prob``. ``pooling`` chooses $p$ (see :func:`sentence_features`):
+    ``"pooler"`` (default; the only one ``transformers``' class of the same name has),
+    ``"cls"`` or ``"mean"``.
     """
 
     def __init__(self, config: BertConfig, num_labels: int, hidden_layer_size: int | None = None,
-                 classifier_dropout: float | None = None):
+                 classifier_dropout: float | None = None, pooling: str = "pooler"):
         super().__init__()
         if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
             raise ValueError(f"num_labels must be an integer >= 2, got {num_labels!r}.")
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
+        self.pooling = pooling
         if hidden_layer_size is not None and (not isinstance(hidden_layer_size, int) or hidden_layer_size <= 0):
             raise ValueError(f"hidden_layer_size must be a positive integer or None, got {hidden_layer_size!r}.")
         self.config = config
@@ -503,17 +529,25 @@ class BertForSequenceClassification(nn.Module):
             if m is not None:
                 init_bert_weights(m, config.initializer_range)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
-        """``logits`` (B, K) and, with ``labels`` (B,) in [0, K), the cross-entropy ``loss``."""
-        pooled = self.bert(input_ids, token_type_ids, attention_mask)["pooler_output"]   # (B, C)
-        z = self.dropout(pooled)
+    def classify_features(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        r"""The head alone on sentence vectors ``features`` (B, C): ``logits`` (B, K) and, with labels, ``loss``.
+
+        The loss is the softmax cross-entropy over the K classes,
+        $\mathcal L = -\frac1B \sum_b \log \mathrm{softmax}(z_b)_{y_b}$ (one label per example).
+        """
+        z = self.dropout(features)
         if self.hidden is not None:
             z = F.relu(self.hidden(z))                                                     # (B, D)
         result = {"logits": self.classifier(z)}                                            # (B, K)
         if labels is not None:
             result["loss"] = F.cross_entropy(result["logits"], labels)
         return result
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
+        """``logits`` (B, K) and, with ``labels`` (B,) in [0, K), the cross-entropy ``loss``."""
+        out = self.bert(input_ids, token_type_ids, attention_mask)
+        return self.classify_features(sentence_features(out, attention_mask, self.pooling), labels)
 
 
 # --------------------------------------------------------------------------- parameter count

@@ -26,7 +26,11 @@ their ids, as in ``transformers``.
 
 A saved tokenizer is a folder: ``vocab.txt`` or ``spm.model``, plus
 ``minibert_tokenizer.json`` saying which kind it is (and, for WordPiece,
-whether it lower-cases). ``load_tokenizer(folder)`` loads either.
+whether it lower-cases). ``load_tokenizer(folder)`` loads either, and also
+the folders ``transformers`` writes: ``tokenizer.json`` alone (the WordPiece
+vocabulary and the normaliser settings are read from it, see
+:meth:`WordPieceTokenizer.from_tokenizer_json`) or ``vocab.txt`` with a
+``tokenizer_config.json``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 MAX_INPUT_CHARS_PER_WORD = 100  # as in Google's BERT: longer words become [UNK]
 CONFIG_FILE = "minibert_tokenizer.json"
 VOCAB_FILE = "vocab.txt"
+HF_TOKENIZER_FILE = "tokenizer.json"          # the `tokenizers` library's single-file format
+HF_TOKENIZER_CONFIG = "tokenizer_config.json"  # transformers' settings next to a vocab.txt
 SPM_FILE = "spm.model"
 _SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
 
@@ -88,8 +94,12 @@ class _CleanTable(dict):
     Each character maps to: nothing (NUL, U+FFFD and control/format/unassigned
     characters, categories C*, except tab, newline and carriage return), one
     space (white space: tab, newline, CR, categories Zs, Zl, Zp), itself with
-    spaces around it (CJK ideographs), or itself.
+    spaces around it (CJK ideographs, when ``cjk``), or itself.
     """
+
+    def __init__(self, cjk: bool = True):
+        super().__init__()
+        self.cjk = cjk
 
     def __missing__(self, cp: int):
         ch = chr(cp)
@@ -97,7 +107,7 @@ class _CleanTable(dict):
             out = " "
         elif cp == 0 or cp == 0xFFFD or unicodedata.category(ch).startswith("C"):
             out = None
-        elif is_cjk_character(ch):
+        elif self.cjk and is_cjk_character(ch):
             out = f" {ch} "
         else:
             out = ch
@@ -115,20 +125,30 @@ class _MarkTable(dict):
 
 
 _CLEAN = _CleanTable()
+_CLEAN_KEEP_CJK = _CleanTable(cjk=False)
 _MARKS = _MarkTable()
 
 
-def normalize_text(text: str, do_lower_case: bool = True) -> str:
-    """BERT's normalizer: clean the text, pad CJK ideographs, and when uncased strip accents and lower-case.
+def normalize_text(text: str, do_lower_case: bool = True, strip_accents: bool | None = None,
+                   tokenize_chinese_chars: bool = True) -> str:
+    """BERT's normalizer: clean the text, pad CJK ideographs, strip accents, lower-case.
 
+    ``strip_accents=None`` (BERT's default) strips accents exactly when
+    ``do_lower_case``; ``tokenize_chinese_chars=False`` leaves CJK ideographs
+    glued to their neighbours. These are the settings ``transformers`` calls
+    ``lowercase``, ``strip_accents`` and ``handle_chinese_chars``.
     Lower-casing is done character by character (a final capital sigma becomes
     ``σ``, not ``ς``), as in ``transformers``' fast ``BertTokenizer``.
     """
-    text = text.translate(_CLEAN)
-    if do_lower_case:
-        if not text.isascii():
+    text = text.translate(_CLEAN if tokenize_chinese_chars else _CLEAN_KEEP_CJK)
+    if strip_accents is None:
+        strip_accents = do_lower_case
+    if not text.isascii():
+        if strip_accents:
             text = unicodedata.normalize("NFD", text).translate(_MARKS)  # "é" -> "e" + U+0301 -> "e"
+        if do_lower_case:
             text = text.replace("\u03a3", "\u03c3")  # Σ -> σ everywhere (str.lower would give ς at word ends)
+    if do_lower_case:
         text = text.lower()
     return text
 
@@ -457,12 +477,17 @@ class WordPieceTokenizer(_Tokenizer):
     """BERT's tokenizer: basic tokenizer + greedy WordPiece over a ``vocab.txt``.
 
     ``tokens`` is the vocabulary in id order. ``do_lower_case`` selects the
-    uncased model (lower-case and strip accents) or the cased one.
+    uncased model (lower-case and strip accents) or the cased one;
+    ``strip_accents`` (``None``: as ``do_lower_case``), ``tokenize_chinese_chars``
+    and ``max_input_chars_per_word`` are the finer settings of
+    :func:`normalize_text` and :func:`wordpiece_tokenize`, as in transformers.
     """
 
     kind = "wordpiece"
 
-    def __init__(self, tokens: list[str], do_lower_case: bool = True, where: str = "the vocabulary"):
+    def __init__(self, tokens: list[str], do_lower_case: bool = True, where: str = "the vocabulary",
+                 strip_accents: bool | None = None, tokenize_chinese_chars: bool = True,
+                 max_input_chars_per_word: int = MAX_INPUT_CHARS_PER_WORD):
         self.tokens = list(tokens)
         self.vocab = {}
         for i, token in enumerate(self.tokens):
@@ -471,19 +496,82 @@ class WordPieceTokenizer(_Tokenizer):
                                  f"each token must appear once")
             self.vocab[token] = i
         self.do_lower_case = bool(do_lower_case)
+        self.strip_accents = None if strip_accents is None else bool(strip_accents)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.max_input_chars_per_word = int(max_input_chars_per_word)
         self._cache: dict[str, list[str]] = {}  # chunk of text between spaces -> its pieces
         self._check_specials(where)
 
     @classmethod
-    def from_vocab_file(cls, path, do_lower_case: bool = True) -> "WordPieceTokenizer":
-        """Read a BERT ``vocab.txt`` (UTF-8, one token per line, id = line number from 0)."""
+    def from_vocab_file(cls, path, do_lower_case: bool = True, **options) -> "WordPieceTokenizer":
+        """Read a BERT ``vocab.txt`` (UTF-8, one token per line, id = line number from 0).
+
+        ``options``: ``strip_accents``, ``tokenize_chinese_chars``, ``max_input_chars_per_word``.
+        """
         path = Path(path)
         if path.is_dir():
             path = path / VOCAB_FILE
         tokens = read_utf8(path, "vocabulary file (a BERT vocab.txt)").split("\n")
         if tokens and tokens[-1] == "":
             tokens.pop()  # the final newline
-        return cls([t.rstrip("\r") for t in tokens], do_lower_case=do_lower_case, where=f"vocabulary file {path}")
+        return cls([t.rstrip("\r") for t in tokens], do_lower_case=do_lower_case, where=f"vocabulary file {path}",
+                   **options)
+
+    @classmethod
+    def from_tokenizer_json(cls, path) -> "WordPieceTokenizer":
+        """Read the WordPiece vocabulary and BERT normaliser settings of a ``tokenizer.json``.
+
+        ``tokenizer.json`` is the single file of the ``tokenizers`` library that
+        many ``transformers`` folders ship instead of ``vocab.txt``. We use its
+        ``model`` (type ``WordPiece``: ``vocab`` token -> id, ``unk_token``,
+        ``continuing_subword_prefix`` ``##``, ``max_input_chars_per_word``), its
+        ``normalizer`` (``BertNormalizer``: ``lowercase``, ``strip_accents``,
+        ``handle_chinese_chars``) and check that the pre-tokenizer is BERT's.
+        Its truncation and padding settings are not used: callers pass
+        ``max_length`` and batches are padded to their longest text.
+        """
+        path = Path(path)
+        if path.is_dir():
+            path = path / HF_TOKENIZER_FILE
+        where = f"tokenizer file {path}"
+        try:
+            spec = json.loads(read_utf8(path, "tokenizer file (a tokenizers tokenizer.json)"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not valid JSON ({exc}).") from None
+        model = spec.get("model") or {}
+        if model.get("type") != "WordPiece":
+            raise ValueError(f"{where} holds a {model.get('type')!r} model; minibert reads only WordPiece "
+                             f"tokenizer.json files (BERT's).")
+        if model.get("continuing_subword_prefix", "##") != "##" or model.get("unk_token", UNK) != UNK:
+            raise ValueError(f"{where}: WordPiece with prefix {model.get('continuing_subword_prefix')!r} and "
+                             f"unknown token {model.get('unk_token')!r} is not BERT's ('##', '[UNK]').")
+        normalizer = spec.get("normalizer") or {}
+        if normalizer.get("type") == "Sequence" and len(normalizer.get("normalizers", [])) == 1:
+            normalizer = normalizer["normalizers"][0]
+        if normalizer.get("type") != "BertNormalizer" or not normalizer.get("clean_text", True):
+            raise ValueError(f"{where}: the normalizer {normalizer.get('type')!r} is not BERT's "
+                             f"(BertNormalizer with clean_text); minibert cannot reproduce it.")
+        pre = (spec.get("pre_tokenizer") or {}).get("type")
+        if pre != "BertPreTokenizer":
+            raise ValueError(f"{where}: the pre-tokenizer {pre!r} is not BertPreTokenizer; minibert splits "
+                             f"words BERT's way only.")
+        vocab = model.get("vocab") or {}
+        tokens = [None] * len(vocab)
+        for token, token_id in vocab.items():
+            if not isinstance(token_id, int) or not 0 <= token_id < len(vocab) or tokens[token_id] is not None:
+                raise ValueError(f"{where}: the vocabulary ids are not 0..{len(vocab) - 1}, each once "
+                                 f"(token {token!r} has id {token_id!r}).")
+            tokens[token_id] = token
+        for added in sorted(spec.get("added_tokens") or [], key=lambda a: a["id"]):
+            if added["id"] == len(tokens):
+                tokens.append(added["content"])  # an added token beyond the WordPiece vocabulary
+            elif not (0 <= added["id"] < len(tokens) and tokens[added["id"]] == added["content"]):
+                raise ValueError(f"{where}: added token {added['content']!r} has id {added['id']}, which "
+                                 f"clashes with the vocabulary.")
+        return cls(tokens, do_lower_case=normalizer.get("lowercase", True), where=where,
+                   strip_accents=normalizer.get("strip_accents"),
+                   tokenize_chinese_chars=normalizer.get("handle_chinese_chars", True),
+                   max_input_chars_per_word=model.get("max_input_chars_per_word", MAX_INPUT_CHARS_PER_WORD))
 
     @property
     def vocab_size(self) -> int:
@@ -498,14 +586,15 @@ class WordPieceTokenizer(_Tokenizer):
     def _tokenize_plain(self, text: str) -> list[str]:
         tokens: list[str] = []
         cache = self._cache
-        for chunk in normalize_text(text, self.do_lower_case).split(" "):
+        normalized = normalize_text(text, self.do_lower_case, self.strip_accents, self.tokenize_chinese_chars)
+        for chunk in normalized.split(" "):
             if not chunk:
                 continue
             pieces = cache.get(chunk)
             if pieces is None:
                 pieces = []
                 for word in split_on_punctuation(chunk):
-                    pieces.extend(wordpiece_tokenize(word, self.vocab, UNK))
+                    pieces.extend(wordpiece_tokenize(word, self.vocab, UNK, self.max_input_chars_per_word))
                 if len(cache) > 200_000:
                     cache.clear()
                 cache[chunk] = pieces
@@ -518,12 +607,24 @@ class WordPieceTokenizer(_Tokenizer):
     def is_word_start(self, token_id: int) -> bool:
         return not self.tokens[int(token_id)].startswith("##")
 
+    def _options(self) -> dict:
+        return {"strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
+                "max_input_chars_per_word": self.max_input_chars_per_word}
+
     def save(self, folder) -> Path:
-        """Write ``vocab.txt`` and ``minibert_tokenizer.json`` into ``folder``; returns the folder."""
+        """Write ``vocab.txt``, ``minibert_tokenizer.json`` and transformers' ``tokenizer_config.json``.
+
+        With the last one, ``transformers.AutoTokenizer.from_pretrained(folder)``
+        loads a ``BertTokenizer`` with the same settings. Returns the folder.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text("".join(t + "\n" for t in self.tokens), folder / VOCAB_FILE)
-        _write_config(folder, {"kind": self.kind, "do_lower_case": self.do_lower_case})
+        _write_config(folder, {"kind": self.kind, "do_lower_case": self.do_lower_case, **self._options()})
+        hf = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
+              "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
+              "unk_token": UNK, "pad_token": PAD, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
+        atomic_write_text(json.dumps(hf, indent=2) + "\n", folder / HF_TOKENIZER_CONFIG)
         return folder
 
     @classmethod
@@ -534,7 +635,9 @@ class WordPieceTokenizer(_Tokenizer):
         if config is None:
             raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}; for a bare vocab.txt use "
                                     f"WordPieceTokenizer.from_vocab_file(path, do_lower_case=...)")
-        return cls.from_vocab_file(folder / VOCAB_FILE, do_lower_case=config.get("do_lower_case", True))
+        options = {k: config[k] for k in ("strip_accents", "tokenize_chinese_chars", "max_input_chars_per_word")
+                   if k in config}
+        return cls.from_vocab_file(folder / VOCAB_FILE, do_lower_case=config.get("do_lower_case", True), **options)
 
 
 def build_wordpiece_vocab(lines: Iterable[str], vocab_size: int, do_lower_case: bool = True,
@@ -737,12 +840,57 @@ class SentencePieceTokenizer(_Tokenizer):
         return token_id in self.special_ids or self._pieces[token_id].startswith("\u2581")
 
     def save(self, folder) -> Path:
-        """Write ``spm.model`` and ``minibert_tokenizer.json`` into ``folder``; returns the folder."""
+        """Write ``spm.model``, ``minibert_tokenizer.json`` and, for transformers, ``tokenizer.json`` +
+        ``tokenizer_config.json`` (see :meth:`to_tokenizer_json`) into ``folder``; returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / SPM_FILE, lambda tmp: tmp.write_bytes(self.model_proto))
         _write_config(folder, {"kind": self.kind})
+        for name, content in ((HF_TOKENIZER_FILE, self.to_tokenizer_json()),
+                              (HF_TOKENIZER_CONFIG, {"tokenizer_class": "PreTrainedTokenizerFast",
+                                                     "unk_token": UNK, "pad_token": PAD, "cls_token": CLS,
+                                                     "sep_token": SEP, "mask_token": MASK,
+                                                     "model_input_names": ["input_ids", "token_type_ids",
+                                                                           "attention_mask"]})):
+            atomic_write_text(json.dumps(content, ensure_ascii=False) + "\n", folder / name)
         return folder
+
+    def to_tokenizer_json(self) -> dict:
+        """The same tokenizer in the ``tokenizers`` library's ``tokenizer.json`` format (a dict).
+
+        A ``Unigram`` model with our pieces and their log-probabilities; the
+        model's own normalisation rules (``precompiled_charsmap``, read from
+        ``spm.model``) followed by stripping the ends and collapsing runs of
+        spaces (SentencePiece's ``remove_extra_whitespaces``); the ``▁`` word
+        prefix (``Metaspace``); ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]``
+        with segment ids 0 and 1; the five specials as special tokens, so
+        that ``"[MASK]"`` written in a text is one token, as here.
+        ``transformers.AutoTokenizer`` then loads the folder.
+        """
+        charsmap = _spm_precompiled_charsmap(self.model_proto)
+        normalizers = [{"type": "Strip", "strip_left": True, "strip_right": True},
+                       {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]
+        if charsmap:
+            normalizers.insert(0, {"type": "Precompiled", "precompiled_charsmap": charsmap})
+        metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+        specials = [{"id": self._ids[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                     "normalized": False, "special": True} for t in SPECIAL_TOKENS]
+        cls_, sep = {"id": CLS, "type_id": 0}, {"id": SEP, "type_id": 0}
+        return {
+            "version": "1.0", "truncation": None, "padding": None, "added_tokens": specials,
+            "normalizer": {"type": "Sequence", "normalizers": normalizers},
+            "pre_tokenizer": metaspace,
+            "post_processor": {
+                "type": "TemplateProcessing",
+                "single": [{"SpecialToken": cls_}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": sep}],
+                "pair": [{"SpecialToken": cls_}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": sep},
+                         {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": SEP, "type_id": 1}}],
+                "special_tokens": {t: {"id": t, "ids": [self._ids[t]], "tokens": [t]} for t in (CLS, SEP)}},
+            "decoder": metaspace,
+            "model": {"type": "Unigram", "unk_id": self.unk_id, "byte_fallback": False,
+                      "vocab": [[piece, float(self.sp.get_score(i)) if i not in self.special_ids else 0.0]
+                                for i, piece in enumerate(self._pieces)]},
+        }
 
     @classmethod
     def load(cls, folder) -> "SentencePieceTokenizer":
@@ -763,7 +911,8 @@ class SentencePieceTokenizer(_Tokenizer):
 # ``.model`` file (a protobuf), so writing ``tokenizer.json`` means reading
 # that file and saying each step in ``tokenizers``' words:
 #
-# =====================  =========================================  ==================================
+# =====================  =========================================  ===========================
+
 # SentencePiece          what it does                               tokenizer.json
 # =====================  =========================================  ==================================
 # normalizer_spec        nmt_nfkc: NFKC plus a few rules, compiled  ``Precompiled`` (the same table),
@@ -779,43 +928,6 @@ class SentencePieceTokenizer(_Tokenizer):
 HF_TOKENIZER_FILE = "tokenizer.json"
 HF_TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 HF_SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """A protobuf base-128 varint at ``data[pos:]``: (value, position after it)."""
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _protobuf_fields(data: bytes) -> list[tuple[int, int, object]]:
-    """The top-level fields of a protobuf message as ``(field_number, wire_type, value)``.
-
-    Wire types: 0 varint (int), 1 fixed 64 bits (bytes), 2 length-delimited
-    (bytes: a string, bytes or a nested message), 5 fixed 32 bits (bytes).
-    """
-    fields, pos = [], 0
-    while pos < len(data):
-        key, pos = _read_varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _read_varint(data, pos)
-        elif wire == 1:
-            value, pos = data[pos:pos + 8], pos + 8
-        elif wire == 2:
-            length, pos = _read_varint(data, pos)
-            value, pos = data[pos:pos + length], pos + length
-        elif wire == 5:
-            value, pos = data[pos:pos + 4], pos + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire} in field {number}")
-        fields.append((number, wire, value))
-    return fields
 
 
 def sentencepiece_normalizer_spec(model_proto: bytes) -> dict:
@@ -928,8 +1040,71 @@ def save_for_transformers(tokenizer: "SentencePieceTokenizer", folder, model_max
     return folder
 
 
+def _hf_vocab_tokenizer(folder: Path) -> WordPieceTokenizer:
+    """A transformers folder with ``vocab.txt`` and ``tokenizer_config.json`` (BertTokenizer settings)."""
+    path = folder / HF_TOKENIZER_CONFIG
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}).") from None
+    return WordPieceTokenizer.from_vocab_file(folder / VOCAB_FILE, do_lower_case=settings.get("do_lower_case", True),
+                                              strip_accents=settings.get("strip_accents"),
+                                              tokenize_chinese_chars=settings.get("tokenize_chinese_chars", True))
+
+
+def _protobuf_fields(data: bytes):
+    """Yield ``(field_number, wire_type, value)`` of one protobuf message (varints and length-delimited only)."""
+    i = 0
+
+    def varint():
+        nonlocal i
+        shift = result = 0
+        while True:
+            byte = data[i]
+            i += 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return result
+
+    while i < len(data):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            yield field, wire, varint()
+        elif wire == 2:
+            n = varint()
+            yield field, wire, data[i:i + n]
+            i += n
+        elif wire == 5:
+            yield field, wire, data[i:i + 4]
+            i += 4
+        elif wire == 1:
+            yield field, wire, data[i:i + 8]
+            i += 8
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire}")
+
+
+def _spm_precompiled_charsmap(model_proto: bytes) -> str:
+    """The normalisation table of a SentencePiece model (``normalizer_spec.precompiled_charsmap``), base64."""
+    import base64
+
+    for field, wire, value in _protobuf_fields(model_proto):
+        if field == 3 and wire == 2:              # ModelProto.normalizer_spec
+            for f, w, v in _protobuf_fields(value):
+                if f == 2 and w == 2:             # NormalizerSpec.precompiled_charsmap
+                    return base64.b64encode(v).decode("ascii")
+    return ""
+
+
 def load_tokenizer(folder):
-    """Load the tokenizer saved in ``folder``, whichever kind it is (see ``minibert_tokenizer.json``)."""
+    """Load the tokenizer saved in ``folder``, whichever kind it is.
+
+    In this order: ``minibert_tokenizer.json`` (our own folders), ``spm.model``,
+    a transformers ``tokenizer.json`` (WordPiece only), a ``vocab.txt`` with
+    transformers' ``tokenizer_config.json``.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"tokenizer folder {folder} does not exist")
@@ -937,6 +1112,10 @@ def load_tokenizer(folder):
         kind = _read_config(folder).get("kind")
     elif (folder / SPM_FILE).is_file():
         kind = SentencePieceTokenizer.kind
+    elif (folder / HF_TOKENIZER_FILE).is_file():
+        return WordPieceTokenizer.from_tokenizer_json(folder / HF_TOKENIZER_FILE)
+    elif (folder / VOCAB_FILE).is_file() and (folder / HF_TOKENIZER_CONFIG).is_file():
+        return _hf_vocab_tokenizer(folder)
     elif (folder / VOCAB_FILE).is_file():
         raise FileNotFoundError(f"{folder} has a vocab.txt but no {CONFIG_FILE} saying whether it is lower-cased; "
                                 f"use WordPieceTokenizer.from_vocab_file(path, do_lower_case=...)")

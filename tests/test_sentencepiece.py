@@ -177,6 +177,26 @@ def test_wikitext_vocabulary_trains_fast_deterministically_and_round_trips(data_
     assert seconds < 60, message
 
 
+def test_saved_folder_loads_in_transformers_with_the_same_ids(data_dir, tmp_path):
+    """save() also writes tokenizer.json: AutoTokenizer gives our ids on every SST-2 sentence and WikiText line."""
+    from helpers import require_reference
+    from minibert.classification_data import read_examples
+
+    transformers = require_reference("transformers")
+    wiki = (data_dir / "wikitext-2-raw" / "wiki.valid.raw").read_text(encoding="utf-8").split("\n")
+    ours = SentencePieceTokenizer.train(wiki, 2000, folder=tmp_path / "tok")
+    ref = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    sst, _ = read_examples(data_dir / "classification" / "SST-2" / "stsa.binary.test")
+    for name, texts in (("SST-2 test", sst), ("wiki.valid.raw", wiki[:1500])):
+        want = ref(texts)["input_ids"]
+        differ = [i for i, t in enumerate(texts) if ours.encode(t)["input_ids"] != want[i]]
+        assert len(differ) <= len(texts) // 1000, (f"{name}: {len(differ)} of {len(texts)} differ; first "
+                                                  f"{texts[differ[0]][:80]!r}")
+    pair = ours.encode("the [MASK] sat", "on [SEP] it")
+    want = ref("the [MASK] sat", "on [SEP] it")
+    assert pair["input_ids"] == want["input_ids"] and pair["token_type_ids"] == want["token_type_ids"]
+
+
 # ---------------------------------------------------------------- Viterbi: the most probable segmentation
 # Formula tests (they take ``lib``): ``pytest --exercises 05`` runs them on tutorials/exercises/ex05_wordpiece.py.
 

@@ -10,6 +10,7 @@ cut into several pieces occur.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -277,3 +278,97 @@ def test_bad_input_gives_one_clear_sentence(small, tmp_path):
     (tmp_path / "saved").mkdir()
     with pytest.raises(FileNotFoundError, match="holds no tokenizer"):
         load_tokenizer(tmp_path / "saved")  # an empty folder
+
+
+# ---------------------------------------------------------------------------
+# Folders that ship only a tokenizer.json (the `tokenizers` library's format)
+# ---------------------------------------------------------------------------
+
+#: (lowercase, strip_accents, handle_chinese_chars) of transformers' BertNormalizer
+NORMALIZERS = [pytest.param((True, None, True), id="uncased"), pytest.param((False, None, True), id="cased"),
+               pytest.param((True, False, False), id="lower-keep-accents-glue-cjk"),
+               pytest.param((False, True, True), id="cased-strip-accents")]
+
+
+def _tokenizer_json_folder(folder: Path, tokens: list[str], settings) -> Path:
+    """Write ``folder/tokenizer.json`` (and nothing else) with the `tokenizers` library, as transformers does."""
+    tokenizers = require_reference("tokenizers")
+    lowercase, strip_accents, chinese = settings
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordPiece(vocab=vocab, unk_token="[UNK]",
+                                                           max_input_chars_per_word=100))
+    tok.normalizer = tokenizers.normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=chinese,
+                                                           strip_accents=strip_accents, lowercase=lowercase)
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = tokenizers.processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def _fast_reference(folder: Path):
+    transformers = require_reference("transformers")
+    return transformers.PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), unk_token="[UNK]",
+                                                pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+                                                mask_token="[MASK]")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settings", [NORMALIZERS[0], NORMALIZERS[2]])
+def test_tokenizer_json_only_folder_gives_transformers_ids_on_real_sentences(settings, real_texts, vocab_folders,
+                                                                            tmp_path):
+    """A folder with only tokenizer.json: our ids equal transformers' on every MR and SST-2 sentence."""
+    tokens = (vocab_folders[settings[0]] / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    folder = _tokenizer_json_folder(tmp_path / "tj", tokens, settings)
+    assert [p.name for p in folder.iterdir()] == ["tokenizer.json"]
+    ours = load_tokenizer(folder)
+    assert (ours.do_lower_case, ours.strip_accents, ours.tokenize_chinese_chars) == settings
+    ref = _fast_reference(folder)
+    for name in ("MR", "SST-2"):
+        texts = real_texts[name]
+        want = ref(texts)["input_ids"]
+        differ = [i for i, t in enumerate(texts) if ours.encode(t)["input_ids"] != want[i]]
+        assert not differ, f"{name}: {len(differ)} of {len(texts)} differ; first {texts[differ[0]][:100]!r}"
+
+
+@pytest.mark.parametrize("settings", NORMALIZERS)
+def test_tokenizer_json_hand_cases_identical_to_transformers(settings, tmp_path):
+    """Accents, Chinese, odd spaces, long words and literal specials under each normaliser setting."""
+    corpus = HAND_CASES * 2 + ["the cat sat on the mat", "hello world breaking"]
+    tokens = build_wordpiece_vocab(corpus, 400, do_lower_case=settings[0], min_char_count=3)
+    folder = _tokenizer_json_folder(tmp_path, tokens, settings)
+    ours, ref = load_tokenizer(folder), _fast_reference(folder)
+    for text in HAND_CASES:
+        want, got = ref(text)["input_ids"], ours.encode(text)["input_ids"]
+        assert got == want, (f"{text!r}: ours {ours.convert_ids_to_tokens(got)} "
+                             f"vs transformers {ref.convert_ids_to_tokens(want)}")
+
+
+def test_tokenizer_json_that_is_not_bert_wordpiece_is_a_clear_error(tmp_path):
+    """A BPE model, another normaliser or pre-tokenizer: one ValueError naming what is not supported."""
+    tokens = list(SPECIAL_TOKENS) + ["a", "b"]
+    _tokenizer_json_folder(tmp_path, tokens, (True, None, True))
+    spec = json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8"))
+    for change, message in ((("model", "type"), "BPE"), (("normalizer", "type"), "NFC"),
+                            (("pre_tokenizer", "type"), "Whitespace")):
+        broken = json.loads(json.dumps(spec))
+        broken[change[0]][change[1]] = message
+        (tmp_path / "tokenizer.json").write_text(json.dumps(broken), encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            load_tokenizer(tmp_path)
+
+
+def test_saved_wordpiece_keeps_normaliser_settings_and_loads_in_transformers(tmp_path):
+    """save() writes minibert and transformers settings: both reload strip_accents / CJK handling."""
+    transformers = require_reference("transformers")
+    tokens = build_wordpiece_vocab(HAND_CASES * 2, 400, do_lower_case=True, min_char_count=3)
+    ours = WordPieceTokenizer(tokens, do_lower_case=True, strip_accents=False, tokenize_chinese_chars=False)
+    ours.save(tmp_path)
+    again = load_tokenizer(tmp_path)
+    assert (again.strip_accents, again.tokenize_chinese_chars) == (False, False)
+    ref = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    for text in HAND_CASES:
+        assert again.encode(text)["input_ids"] == ref(text)["input_ids"], text

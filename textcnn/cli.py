@@ -1,4 +1,4 @@
-"""The ``textcnn`` command: ``textcnn train``, ``textcnn predict``."""
+"""The ``textcnn`` command: ``textcnn train``, ``textcnn predict``, ``textcnn distill``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from minibert.cli import dispatch
 COMMANDS = {
     "train": ("textcnn.train", "train (and cross-validate) a Kim (2014) TextCNN"),
     "predict": ("textcnn.predict", "classify sentences with a trained TextCNN"),
+    "distill": ("textcnn.distill", "train a TextCNN on the soft targets of a fine-tuned BERT teacher"),
 }
 
 

@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from minibert.classification_data import (ClassificationDataError, LabelMap, Split, Vocabulary,
-                                          add_data_arguments, load_splits, run_cross_validation)
+                                          add_data_arguments, load_splits, train_all_splits)
 from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_negative_float, non_negative_int,
                           positive_float, positive_int, run_command)
-from minibert.metrics import BestEpoch, classification_metrics, cv_summary, plot_confusion_matrix
+from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
 from minibert.training_utils import (MetricsLog, atomic_torch_save, pick_device, prepare_run_folder,
                                      progress_line, set_seed, write_results)
 from textcnn.data import EncodedSet, bucketed_batches, tokenize
@@ -223,29 +223,8 @@ def run(args, log=print) -> dict:
                          prepare_run_folder(folder, overwrite=True) if split.number else folder, vectors,
                          tag=f"{split.name} " if split.name else "", log=log)
 
-    if not args.cv:
-        result = train_split(splits[0], out)
-        log(f"best dev epoch {result['best_epoch']}: dev {result['dev_accuracy']:.4f}"
-            + (f", test accuracy {result['test_accuracy']:.4f}, macro F1 {result['test_f1_macro']:.4f}"
-               if "test_accuracy" in result else "")
-            + f"; {result['seconds_per_epoch']:.1f} s/epoch; results in {out / 'results.json'}")
-        return result
-
-    fold_results = run_cross_validation(splits, out, train_split, only=args.folds, log=log)
-    if len(fold_results) < args.cv:
-        log(f"{len(fold_results)} of {args.cv} folds have results; run the missing folds with --resume "
-            f"(and without --folds) to write the cross-validation summary.")
-        return {"cv_folds_done": len(fold_results)}
-    summary = cv_summary(fold_results)
-    summary["seconds_per_epoch"] = statistics.mean(r["seconds_per_epoch"] for r in fold_results)
-    plot_confusion_matrix(summary["test_confusion_matrix_summed"], labels.names, out / "confusion_matrix.png",
-                          title=f"{args.cv}-fold CV, test folds summed")
-    summary = write_results(out, COMMAND, summary, num_parameters=summary.pop("num_parameters"),
-                            train_seconds=summary.pop("train_seconds"), args=args, device=pick_device(args.device))
-    log(f"{args.cv}-fold CV: accuracy {summary['cv_accuracy_mean']:.4f} +- {summary['cv_accuracy_std']:.4f}, "
-        f"macro F1 {summary['test_f1_macro']:.4f}; {summary['seconds_per_epoch']:.1f} s/epoch; "
-        f"results in {out / 'results.json'}")
-    return summary
+    return train_all_splits(args, labels, splits, out, train_split, COMMAND, log=log, summary_extra=lambda folds: {
+        "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in folds)})
 
 
 def _interrupted(args) -> str:

@@ -1,0 +1,237 @@
+r"""The distillation table (issue 12, tutorial 10): TextCNN rows, BERT teachers, distilled students.
+
+Rows (``--rows``):
+
+* ``textcnn-rand``: Kim's CNN-rand (``textcnn train``, as in
+  ``scripts/compare_classifiers.py``);
+* ``textcnn-static-bert``, ``textcnn-non-static-bert``,
+  ``textcnn-multichannel-bert``: TextCNN with word vectors made from a
+  BERT's input embeddings (mean over each word's sub-words,
+  :func:`textcnn.vectors.vectors_from_bert`; BERT = ``--vectors-bert``,
+  default ``--real``), written as a word2vec text file for ``textcnn train``;
+* ``teacher-real``, ``teacher-tiny``: the teachers, ``minibert finetune
+  --mode full`` from ``--real`` (e.g. all-MiniLM-L6-v2) and from ``--tiny``
+  (our pretrained mini-BERT), one per seed / fold, trained by
+  ``scripts/compare_classifiers.py``'s runner (rows ``real-full`` and
+  ``tiny-full``, same folders);
+* ``kd-real``, ``mse-real``, ``kd-real-aug``, ``mse-real-aug`` (and the same
+  with ``tiny``): ``textcnn distill`` from that teacher, with ``--loss kd`` or
+  ``mse``, without or with ``--augment N`` (``--augment``); the ``mse``
+  student reuses the ``kd`` student's cached teacher logits.
+
+Protocols as ``compare_classifiers.py``: SST-2 trains on ``--sst2-train``
+(default GLUE ``train.tsv``), selects on ``stsa.binary.dev``, tests on
+``stsa.binary.test``, mean +- std over ``--seeds``; MR is ``--mr-folds``-fold
+cross-validation of ``rt-polarity.all`` (the teacher of fold $f$ is trained
+on fold $f$'s training part only). A run whose ``results.json`` exists is
+read, not rerun. ``--real-teacher RUN`` uses one existing ``minibert
+finetune`` run as the real teacher of every SST-2 seed (a reduced table).
+The table goes to ``--out/table.md`` and ``--out/table.json``: accuracy,
+macro F1, parameters, CPU sentences/s at batch 64 (student and teacher,
+measured side by side by ``textcnn distill``), train seconds per run.
+
+Full protocol (many hours on a 2-core CPU)::
+
+    python scripts/compare_distillation.py --real runs/minilm/model --tiny runs/tiny --augment 20
+
+Reduced (what fits in about an hour)::
+
+    python scripts/compare_distillation.py --real runs/minilm/model --tasks sst2 --seeds 0 \
+        --sst2-train ../shared/data/classification/SST-2/stsa.binary.train \
+        --real-teacher runs/teacher_minilm_sst2 --epochs 10 --augment 2 \
+        --rows textcnn-rand kd-real mse-real kd-real-aug mse-real-aug teacher-real
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))   # scripts/ is not a package: import compare_classifiers from it
+
+import compare_classifiers as cc  # noqa: E402
+
+from minibert.classification_data import Vocabulary  # noqa: E402
+from textcnn.data import tokenize  # noqa: E402
+
+TEACHERS = ("real", "tiny")
+ROWS = (["textcnn-rand", "textcnn-static-bert", "textcnn-non-static-bert", "textcnn-multichannel-bert"]
+        + [f"teacher-{t}" for t in TEACHERS]
+        + [f"{loss}-{t}{aug}" for t in TEACHERS for aug in ("", "-aug") for loss in ("kd", "mse")])
+LABELS = {"textcnn-rand": "TextCNN-rand", "textcnn-static-bert": "TextCNN static, BERT-derived vectors",
+          "textcnn-non-static-bert": "TextCNN non-static, BERT-derived vectors",
+          "textcnn-multichannel-bert": "TextCNN multichannel, BERT-derived vectors",
+          "teacher-real": "teacher: MiniLM-L6 fine-tuned", "teacher-tiny": "teacher: our `tiny` fine-tuned"}
+for _t, _name in (("real", "MiniLM-L6"), ("tiny", "our `tiny`")):
+    for _loss in ("kd", "mse"):
+        LABELS[f"{_loss}-{_t}"] = f"TextCNN distilled from {_name}, {_loss}"
+        LABELS[f"{_loss}-{_t}-aug"] = f"TextCNN distilled from {_name}, {_loss}, augmented"
+
+
+def bert_vectors_file(bert: str, train_texts, path: Path) -> str:
+    """Write the BERT-derived vectors of the training vocabulary as a word2vec text file (for ``textcnn train``)."""
+    from textcnn.vectors import vectors_from_bert
+
+    if path.is_file():
+        return str(path)
+    vocab = Vocabulary.build(tokenize(train_texts))
+    loaded = vectors_from_bert(bert, vocab)
+    words = vocab.itos[2:]  # <pad>, <unk> are the model's own rows
+    lines = [f"{len(words)} {loaded.weight.shape[1]}"]
+    lines += [w + " " + " ".join(f"{v:.7g}" for v in loaded.weight[i].tolist()) for i, w in enumerate(words, 2)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def textcnn_run(files: dict, out: Path, seed: int, args, mode: str = "rand", vectors: str | None = None) -> dict:
+    """``textcnn train`` with Kim's defaults except ``--epochs``."""
+    from textcnn import train as textcnn_train
+
+    argv = ["--train", files["train"], "--dev", files["dev"], "--test", files["test"], "--epochs", str(args.epochs),
+            "--seed", str(seed), "--out", str(out), "--threads", str(args.threads), "--device", "cpu",
+            "--mode", mode]
+    if vectors:
+        argv += ["--vectors", vectors]
+    return textcnn_train.run(textcnn_train.build_parser().parse_args(argv), log=lambda s: print("  " + s, flush=True))
+
+
+def distill_run(files: dict, out: Path, seed: int, teacher: Path, loss: str, augment: int, reuse: Path | None,
+                args) -> dict:
+    """``textcnn distill`` of a TextCNN-rand student from ``teacher``."""
+    from textcnn import distill
+
+    epochs = args.aug_epochs if augment and args.aug_epochs else args.epochs
+    argv = ["--teacher", str(teacher), "--train", files["train"], "--dev", files["dev"], "--test", files["test"],
+            "--loss", loss, "--temperature", str(args.temperature), "--augment", str(augment),
+            "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), "--threads", str(args.threads),
+            "--device", "cpu", "--throughput-sentences", str(args.throughput_sentences)]
+    if reuse is not None and (reuse / distill.TRANSFER_FILE).is_file():
+        argv += ["--reuse-teacher-logits", str(reuse)]
+    return distill.run(distill.build_parser().parse_args(argv), log=lambda s: print("  " + s, flush=True))
+
+
+def teacher_folder(task: str, name: str, model: str, args) -> Path:
+    if model == "real" and args.real_teacher and task == "sst2":
+        return Path(args.real_teacher)
+    return Path(args.out) / task / f"{model}-full" / name
+
+
+def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, args, caches) -> dict:
+    out = Path(args.out) / task / row / name
+    if (out / "results.json").exists():
+        return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    if row.startswith("teacher-"):
+        model = row.split("-")[1]
+        folder = teacher_folder(task, name, model, args)
+        if (folder / "results.json").exists():
+            return json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        return cc.run_row(f"{model}-full", task, name, seed, train, dev, test, names, args, caches)
+    print(f"[{time.strftime('%H:%M:%S')}] {task} {row} {name}: train {len(train[1])}", flush=True)
+    data = Path(args.out) / task / "_data" / name
+    files = {k: cc.write_label_text(data / f"{k}.txt", *split, names)
+             for k, split in (("train", train), ("dev", dev), ("test", test))}
+    if row == "textcnn-rand":
+        return textcnn_run(files, out, seed, args)
+    if row.startswith("textcnn-"):
+        mode = row[len("textcnn-"):-len("-bert")]
+        bert = args.vectors_bert or args.real
+        if not bert:
+            raise SystemExit(f"row {row} needs --vectors-bert PATH (or --real)")
+        vectors = bert_vectors_file(bert, train[0], data / "bert_vectors.txt")
+        return textcnn_run(files, out, seed, args, mode=mode, vectors=vectors)
+    loss, model, *aug = row.split("-")
+    run_row(f"teacher-{model}", task, name, seed, train, dev, test, names, args, caches)
+    teacher = teacher_folder(task, name, model, args)
+    reuse = Path(args.out) / task / f"kd-{model}{'-aug' if aug else ''}" / name if loss == "mse" else None
+    return distill_run(files, out, seed, teacher, loss, args.augment if aug else 0, reuse, args)
+
+
+def summarise(results: list[dict]) -> dict:
+    """Mean +- std of accuracy, macro F1, sizes and speeds over seeds / folds."""
+    s = cc.summarise(results)
+    s["num_parameters"] = results[0].get("num_parameters")
+    speeds = [r["throughput"]["batch_64"] for r in results if "throughput" in r]
+    if speeds:
+        s["student_sentences_per_second_b64"] = statistics.mean(x["student_sentences_per_second"] for x in speeds)
+        s["teacher_sentences_per_second_b64"] = statistics.mean(x["teacher_sentences_per_second"] for x in speeds)
+        s["speedup_b64"] = statistics.mean(x["speedup"] for x in speeds)
+        s["teacher_num_parameters"] = results[0].get("teacher_num_parameters")
+    return s
+
+
+def write_table(table: dict, args) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.json").write_text(json.dumps({"table": table, "args": vars(args)}, indent=1) + "\n",
+                                    encoding="utf-8")
+    lines = []
+    for task, rows in table.items():
+        lines += [f"**{task}**", "",
+                  "| model | accuracy % | macro F1 % | parameters | CPU sentences/s, batch 64 (student / teacher) "
+                  "| train s / run |", "|---|---|---|---|---|---|"]
+        for row in ROWS:
+            s = rows.get(row)
+            if not s:
+                continue
+            speed = (f"{s['student_sentences_per_second_b64']:,.0f} / {s['teacher_sentences_per_second_b64']:,.0f} "
+                     f"({s['speedup_b64']:.0f}x)" if "speedup_b64" in s else "–")
+            params = f"{s['num_parameters']:,}" if s.get("num_parameters") else "–"
+            lines.append(f"| {LABELS[row]} | {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']}) | "
+                         f"{s['f1_macro_mean']:.1f} | {params} | {speed} | {s['train_seconds_mean']:.0f} |")
+        lines.append("")
+    (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--real", help="a real pretrained BERT folder (e.g. all-MiniLM-L6-v2)")
+    p.add_argument("--tiny", help="our pretrained model: a `minibert pretrain` run folder or its export/")
+    p.add_argument("--real-teacher", help="an existing `minibert finetune` run used as the real teacher of every "
+                                          "SST-2 seed (reduced table)")
+    p.add_argument("--vectors-bert", help="the BERT of the *-bert rows (default: --real)")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder holding classification/")
+    p.add_argument("--tasks", nargs="+", choices=("sst2", "mr"), default=["sst2", "mr"])
+    p.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="SST-2 seeds")
+    p.add_argument("--sst2-train", help="SST-2 training file (default GLUE-SST-2/train.tsv: phrases + sentences)")
+    p.add_argument("--mr-folds", type=int, default=10)
+    p.add_argument("--mr-only-folds", nargs="+", type=int, help="run only these MR folds (1-based)")
+    p.add_argument("--epochs", type=int, default=25, help="TextCNN epochs (trained and distilled rows)")
+    p.add_argument("--augment", type=int, default=20, help="new sentences per training sentence in the -aug rows")
+    p.add_argument("--aug-epochs", type=int, default=0,
+                   help="epochs of the -aug rows (their epochs are 1 + --augment times longer); 0 = --epochs")
+    p.add_argument("--temperature", type=float, default=4.0, help="temperature of the kd rows")
+    p.add_argument("--throughput-sentences", type=int, default=256)
+    # the teacher rows use compare_classifiers' runner and its settings
+    p.add_argument("--max-seq-len", type=int, default=64)
+    p.add_argument("--tiny-full-epochs", type=int, default=10)
+    p.add_argument("--tiny-full-lr", type=float, default=5e-4)
+    p.add_argument("--real-full-epochs", type=int, default=3)
+    p.add_argument("--real-full-lr", type=float, default=5e-5)
+    p.add_argument("--tiny-pooling", default="pooler")
+    p.add_argument("--real-pooling", default="mean")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="runs/compare_distill")
+    args = p.parse_args(argv)
+    args.textcnn_epochs, args.probe_epochs, args.scratch_epochs = args.epochs, 30, 10  # for cc.run_row
+    caches: dict = {}
+    table: dict = {}
+    for task, (runs, names) in cc.splits(args).items():
+        for row in args.rows:
+            results = [run_row(row, task, name, seed, train, dev, test, names, args, caches)
+                       for name, seed, train, dev, test in runs]
+            table.setdefault(task, {})[row] = summarise(results)
+            s = table[task][row]
+            print(f"== {task} {row}: {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']})", flush=True)
+            write_table(table, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,445 @@
+"""Knowledge distillation: the soft-target loss (Hinton et al. 2015), logit MSE (Tang et al. 2019), augmentation.
+
+Formula tests (they take ``lib``) also run against the learner's
+``tutorials/exercises/ex10_distillation.py`` with ``pytest --exercises``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import warnings
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import max_abs_diff
+from minibert.classification_data import Vocabulary
+from textcnn.augment import MASK, UnigramSampler, augment, teacher_text
+from minibert.model import IGNORE_INDEX
+from textcnn.kd import student_loss
+
+
+def _logits(seed=0, B=4, C=3, scale=2.0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, C, generator=g, dtype=dtype) * scale,
+            torch.randn(B, C, generator=g, dtype=dtype) * scale)
+
+
+def _softmax_loop(row, T):
+    m = max(float(v) / T for v in row)
+    e = [math.exp(float(v) / T - m) for v in row]
+    s = sum(e)
+    return [x / s for x in e]
+
+
+def _kd_by_hand(z_s, z_t, labels, T, alpha):
+    """$\\alpha T^2 \\frac1B \\sum_b \\sum_c p^t (\\log p^t - \\log p^s) + (1-\\alpha)\\frac1B \\sum_b -\\log q_{b,y_b}$ as loops."""
+    B = len(z_s)
+    soft = hard = 0.0
+    for b in range(B):
+        p_t, p_s = _softmax_loop(z_t[b], T), _softmax_loop(z_s[b], T)
+        soft += sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in zip(p_t, p_s))
+        if labels is not None and int(labels[b]) != IGNORE_INDEX:
+            hard += -math.log(_softmax_loop(z_s[b], 1.0)[int(labels[b])])
+    return alpha * T * T * soft / B + (1 - alpha) * hard / B
+
+
+# --------------------------------------------------------------------------- the formulas
+
+
+@pytest.mark.formula
+@pytest.mark.parametrize("T", [1.0, 2.0, 5.0])
+def test_soft_target_loss_equals_the_formula_by_hand(lib, T):
+    """$T^2 \\cdot \\frac1B \\sum_b \\mathrm{KL}(\\mathrm{softmax}(z^t_b/T) \\| \\mathrm{softmax}(z^s_b/T))$ written as loops."""
+    z_s, z_t = _logits()
+    got = float(lib.soft_target_loss(z_s, z_t, T))
+    want = _kd_by_hand(z_s, z_t, None, T, 1.0)
+    assert abs(got - want) <= 1e-10, f"soft_target_loss {got} vs loops {want} (T={T})"
+
+
+@pytest.mark.formula
+def test_distillation_loss_equals_the_formula_by_hand_with_unlabelled_sentences(lib):
+    """$\\alpha T^2 \\mathrm{KL} + (1-\\alpha) \\mathrm{CE}$; a label -100 (augmented sentence) adds only the soft term, over the whole batch."""
+    z_s, z_t = _logits(seed=1, B=5)
+    labels = torch.tensor([0, 2, IGNORE_INDEX, 1, IGNORE_INDEX])
+    got = float(lib.distillation_loss(z_s, z_t, labels, temperature=3.0, alpha=0.3))
+    want = _kd_by_hand(z_s, z_t, labels, 3.0, 0.3)
+    assert abs(got - want) <= 1e-10, f"distillation_loss {got} vs loops {want}"
+
+
+@pytest.mark.formula
+@pytest.mark.parametrize("T,alpha", [(1.0, 1.0), (4.0, 1.0), (4.0, 0.6)])
+def test_gradient_wrt_student_logits(lib, T, alpha):
+    """$\\partial\\mathcal{L}/\\partial z^s = \\alpha T (\\mathrm{softmax}(z^s/T) - \\mathrm{softmax}(z^t/T))/B + (1-\\alpha)(\\mathrm{softmax}(z^s) - \\mathrm{onehot}(y))/B$."""
+    z_s, z_t = _logits(seed=2, B=6, C=4)
+    z_s.requires_grad_(True)
+    labels = torch.tensor([0, 1, 2, 3, 1, 0])
+    lib.distillation_loss(z_s, z_t, labels, temperature=T, alpha=alpha).backward()
+    B = z_s.shape[0]
+    want = alpha * T * (torch.softmax(z_s.detach() / T, -1) - torch.softmax(z_t / T, -1)) / B
+    want = want + (1 - alpha) * (torch.softmax(z_s.detach(), -1) - F.one_hot(labels, 4).double()) / B
+    diff = max_abs_diff(z_s.grad, want)
+    assert diff <= 1e-12, f"max |grad - formula| = {diff:.2e} (T={T}, alpha={alpha})"
+
+
+@pytest.mark.formula
+def test_soft_term_gradient_scale_does_not_shrink_as_the_temperature_grows(lib):
+    """With $T^2$ the gradient norm stays put from $T=2$ to $T=100$; without it, it would fall like $1/T^2$."""
+    z_s, z_t = _logits(seed=3, B=8, C=5)
+    norms = {}
+    for T in (2.0, 5.0, 20.0, 100.0):
+        z = z_s.clone().requires_grad_(True)
+        lib.soft_target_loss(z, z_t, T).backward()
+        norms[T] = float(z.grad.norm())
+    ratio = norms[100.0] / norms[2.0]
+    assert 0.5 <= ratio <= 2.0, f"gradient norms by temperature {norms}: T=100 / T=2 = {ratio:.3f}"
+    # the same loss without the T^2 factor: its gradient norm would be norms[T] / T^2
+    unscaled_ratio = (norms[100.0] / 100.0 ** 2) / (norms[2.0] / 2.0 ** 2)
+    assert unscaled_ratio <= 1e-3, f"without T^2 the ratio would be {unscaled_ratio:.2e}"
+
+
+@pytest.mark.formula
+def test_high_temperature_gradient_is_logit_matching(lib):
+    """Hinton 2.1: for large $T$ the gradient tends to $((z^s - \\bar z^s) - (z^t - \\bar z^t)) / (C B)$."""
+    z_s, z_t = _logits(seed=4, B=3, C=4)
+    z = z_s.clone().requires_grad_(True)
+    lib.soft_target_loss(z, z_t, 1e4).backward()
+    B, C = z_s.shape
+    centred = (z_s - z_s.mean(-1, keepdim=True)) - (z_t - z_t.mean(-1, keepdim=True))
+    want = centred / (C * B)
+    rel = max_abs_diff(z.grad, want) / float(want.abs().max())
+    assert rel <= 1e-3, f"relative distance to logit matching at T=1e4: {rel:.2e}"
+
+
+@pytest.mark.formula
+def test_one_hot_teacher_at_T1_alpha1_is_cross_entropy(lib):
+    """$T = 1$, $\\alpha = 1$ and a teacher sure of class $y$: the KD loss is $-\\log \\mathrm{softmax}(z^s)_y$ averaged."""
+    z_s, _ = _logits(seed=5, B=6, C=3)
+    y = torch.tensor([0, 1, 2, 2, 1, 0])
+    z_t = F.one_hot(y, 3).double() * 200.0  # softmax = one-hot up to e^-200
+    got = float(lib.distillation_loss(z_s, z_t, None, temperature=1.0, alpha=1.0))
+    want = float(F.cross_entropy(z_s, y))
+    assert abs(got - want) <= 1e-10, f"KD {got} vs cross-entropy {want}"
+
+
+@pytest.mark.formula
+def test_distillation_loss_passes_gradcheck(lib):
+    """Autograd's gradient equals finite differences (float64), for the soft and the hard term."""
+    z_s, z_t = _logits(seed=6, B=3, C=3)
+    z_s.requires_grad_(True)
+    labels = torch.tensor([2, IGNORE_INDEX, 0])
+    ok = torch.autograd.gradcheck(lambda z: lib.distillation_loss(z, z_t, labels, temperature=2.5, alpha=0.4),
+                                  (z_s,), eps=1e-6, atol=1e-7)
+    assert ok
+
+
+@pytest.mark.formula
+def test_logit_mse_is_the_squared_distance_averaged_over_sentences(lib):
+    """$\\frac1B \\sum_b \\lVert z^t_b - z^s_b \\rVert^2$ by loops, which is $C$ times ``F.mse_loss``."""
+    z_s, z_t = _logits(seed=7, B=4, C=3)
+    got = float(lib.logit_mse_loss(z_s, z_t))
+    want = sum(sum((float(a) - float(b)) ** 2 for a, b in zip(z_s[i], z_t[i])) for i in range(4)) / 4
+    assert abs(got - want) <= 1e-10, f"logit_mse_loss {got} vs loops {want}"
+    assert abs(got - 3 * float(F.mse_loss(z_s, z_t))) <= 1e-10
+
+
+def test_teacher_logits_receive_no_gradient():
+    """The teacher is a constant: backward through every loss leaves its logits without a gradient."""
+    z_s, z_t = _logits(seed=8)
+    for name in ("kd", "kd+ce", "mse"):
+        s, t = z_s.clone().requires_grad_(True), z_t.clone().requires_grad_(True)
+        student_loss(name, s, t, torch.tensor([0, 1, 2, 0]), temperature=2.0, alpha=0.5).backward()
+        assert t.grad is None, f"{name}: the teacher's logits got a gradient"
+        assert s.grad is not None and float(s.grad.abs().sum()) > 0
+
+
+def test_the_common_mistakes_give_other_numbers():
+    """Softmax (not log-softmax) into ``kl_div``, ``mean`` instead of ``batchmean`` and a missing $T^2$ all change the loss."""
+    z_s, z_t = _logits(seed=9, B=4, C=3)
+    T = 4.0
+    right = float(student_loss("kd", z_s, z_t, temperature=T))
+    log_t = F.log_softmax(z_t / T, -1)
+    softmax_input = float(F.kl_div(F.softmax(z_s / T, -1), log_t, log_target=True, reduction="batchmean")) * T * T
+    with warnings.catch_warnings():  # torch warns that 'mean' is not the KL divergence: the point made here
+        warnings.simplefilter("ignore", UserWarning)
+        mean = float(F.kl_div(F.log_softmax(z_s / T, -1), log_t, log_target=True, reduction="mean")) * T * T
+    no_t2 = float(F.kl_div(F.log_softmax(z_s / T, -1), log_t, log_target=True, reduction="batchmean"))
+    assert abs(mean - right / 3) <= 1e-12, f"'mean' should be batchmean / C: {mean} vs {right / 3}"
+    assert abs(no_t2 - right / T ** 2) <= 1e-12
+    assert softmax_input < 0 < right, f"softmax into kl_div gives {softmax_input} (not a divergence), right {right}"
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda z, t: student_loss("kd", z, t, temperature=0.0), "temperature"),
+    (lambda z, t: student_loss("kd+ce", z, t, None, alpha=0.5), "labels"),
+    (lambda z, t: student_loss("kd+ce", z, t, torch.zeros(4, dtype=torch.long), alpha=1.5), "alpha"),
+    (lambda z, t: student_loss("kd", z, t[:, :2]), "(B, C)"),
+    (lambda z, t: student_loss("l2", z, t), "kd, mse, kd+ce"),
+])
+def test_bad_arguments_get_one_clear_error(call, message):
+    """Impossible temperatures, alphas, shapes or loss names raise a ValueError that says what is wrong."""
+    z_s, z_t = _logits()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        call(z_s, z_t)
+
+
+# --------------------------------------------------------------------------- augmentation
+
+SENTENCES = [s.split() for s in (
+    "a gorgeous , witty , seductive movie .",
+    "a dull , lifeless mess .",
+    "the plot is not very good , but the actors are",
+    "not bad at all",
+    "one of the best films of the year , and the funniest",
+)]
+
+
+def test_augmentation_is_deterministic_given_the_seed():
+    """The same seed gives the same transfer set; another seed gives another one."""
+    a = augment(SENTENCES, copies=5, seed=3)
+    assert a == augment(SENTENCES, copies=5, seed=3)
+    assert a != augment(SENTENCES, copies=5, seed=4)
+    assert len(a) > 0 and all(0 <= i < len(SENTENCES) for i, _ in a)
+
+
+def test_augmentation_discards_duplicates_and_the_source():
+    """No new sentence equals its source or another new sentence of the same source."""
+    out = augment(SENTENCES, copies=10, seed=0)
+    by_source = {}
+    for i, tokens in out:
+        assert tokens != SENTENCES[i]
+        by_source.setdefault(i, []).append(tuple(tokens))
+    for i, news in by_source.items():
+        assert len(news) == len(set(news)) <= 10, f"source {i}: {len(news)} new, {len(set(news))} distinct"
+
+
+def test_masking_only_replaces_words_by_the_unknown_row():
+    """Masking alone keeps the length and the words, or puts ``<unk>``: the id of the vocabulary's unknown row."""
+    out = augment(SENTENCES, copies=4, seed=1, p_mask=0.3, p_swap=0.0, p_ngram=0.0)
+    vocab = Vocabulary.build(SENTENCES)
+    masked = 0
+    for i, tokens in out:
+        assert len(tokens) == len(SENTENCES[i])
+        for new, old in zip(tokens, SENTENCES[i]):
+            assert new in (old, MASK)
+            masked += new == MASK
+    assert masked > 0
+    ids = vocab.encode([MASK])
+    assert ids == [vocab.unk_id] and vocab.itos[vocab.unk_id] == MASK
+    assert teacher_text(["not", MASK, "at", "all"]) == "not [MASK] at all"
+
+
+def test_mask_rate_matches_p_mask():
+    """The share of masked words is ``p_mask`` within four standard errors."""
+    long = [[f"w{j}" for j in range(200)] for _ in range(20)]
+    out = augment(long, copies=2, seed=2, p_mask=0.1, p_swap=0.0, p_ngram=0.0)
+    n = sum(len(t) for _, t in out)
+    rate = sum(t.count(MASK) for _, t in out) / n
+    se = math.sqrt(0.1 * 0.9 / n)
+    assert abs(rate - 0.1) <= 4 * se, f"mask rate {rate:.4f}, expected 0.1 +- {4 * se:.4f}"
+
+
+def test_ngram_sampling_keeps_a_window_of_at_most_max_ngram_words():
+    """n-gram sampling alone returns consecutive words of the source, 1..max_ngram of them."""
+    out = augment(SENTENCES, copies=6, seed=5, p_mask=0.0, p_swap=0.0, p_ngram=1.0, max_ngram=3)
+    for i, tokens in out:
+        src = SENTENCES[i]
+        assert 1 <= len(tokens) <= 3
+        assert any(src[j:j + len(tokens)] == tokens for j in range(len(src) - len(tokens) + 1)), (tokens, src)
+
+
+def test_swapped_words_follow_the_training_unigram_distribution():
+    """The sampler draws each word with probability count / total (within 4 standard errors)."""
+    sentences = [["a"] * 6 + ["b"] * 3 + ["c"]]
+    sampler = UnigramSampler(sentences)
+    rng = random.Random(0)
+    n = 20000
+    counts = Counter(sampler.draw(rng) for _ in range(n))
+    for word, p in (("a", 0.6), ("b", 0.3), ("c", 0.1)):
+        se = math.sqrt(p * (1 - p) / n)
+        assert abs(counts[word] / n - p) <= 4 * se, f"{word}: {counts[word] / n:.4f} vs {p}"
+    out = augment(SENTENCES, copies=5, seed=6, p_mask=0.0, p_swap=0.5, p_ngram=0.0)
+    words = {w for s in SENTENCES for w in s}
+    assert all(w in words for _, tokens in out for w in tokens)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(copies=-1), ">= 0"), (dict(copies=1, p_mask=1.5), "p_mask"),
+    (dict(copies=1, p_mask=0.6, p_swap=0.6), "<= 1"), (dict(copies=1, max_ngram=0), "max_ngram"),
+])
+def test_bad_augmentation_settings_get_one_clear_error(kwargs, message):
+    """Impossible settings raise a ValueError naming the setting."""
+    with pytest.raises(ValueError, match=message):
+        augment(SENTENCES, **kwargs)
+
+
+# --------------------------------------------------------------------------- textcnn distill, end to end
+
+GOOD = ["a good film", "good fun", "really good acting", "so good", "good and warm", "a good story"]
+BAD = ["a bad film", "bad fun", "really bad acting", "so bad", "bad and cold", "a bad story"]
+WORDS = sorted({w for s in GOOD + BAD for w in s.split()})
+STUDENT = ["--embedding-dim", "8", "--num-filters", "4", "--window-sizes", "1", "2", "--batch-size", "10",
+           "--threads", "1", "--device", "cpu"]
+
+
+def _toy(path, n, seed, names=("neg", "pos")):
+    rng = random.Random(seed)
+    rows = [f"{names[1]} {rng.choice(GOOD)}" if i % 2 else f"{names[0]} {rng.choice(BAD)}" for i in range(n)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A toy task, a tiny random BERT folder and a teacher fine-tuned from it by `minibert finetune`."""
+    from minibert.finetune import main as finetune
+    from minibert.hf import save_pretrained
+    from minibert.model import BertConfig, BertModel
+    from minibert.tokenization import WordPieceTokenizer
+
+    root = tmp_path_factory.mktemp("distill")
+    files = {"train": _toy(root / "train.txt", 40, 0), "dev": _toy(root / "dev.txt", 12, 1),
+             "test": _toy(root / "test.txt", 12, 2)}
+    torch.manual_seed(0)
+    bert = root / "bert"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    config = BertConfig(vocab_size=len(tokens), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16)
+    save_pretrained(BertModel(config), bert)
+    WordPieceTokenizer(tokens).save(bert)
+    teacher = root / "teacher"
+    code = finetune(["--init", str(bert), "--mode", "full", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                     "--test", str(files["test"]), "--epochs", "3", "--lr", "1e-3", "--batch-size", "8",
+                     "--threads", "1", "--device", "cpu", "--log-every", "0", "--out", str(teacher)])
+    assert code == 0
+    return {"root": root, "bert": bert, "teacher": teacher, **files}
+
+
+def _distill(toy, out, *extra):
+    from textcnn.distill import main
+
+    return main(["--teacher", str(toy["teacher"]), "--train", str(toy["train"]), "--dev", str(toy["dev"]),
+                 "--test", str(toy["test"]), "--out", str(out), *STUDENT, *extra])
+
+
+def test_distill_end_to_end_reports_student_teacher_sizes_and_speeds(toy, tmp_path, monkeypatch, capsys):
+    """`textcnn distill` trains on the transfer set and writes the student's and the teacher's metrics,
+    both parameter counts and both CPU speeds; the teacher stays in eval mode and its weights and
+    logits never change during distillation."""
+    import textcnn.distill as distill
+
+    seen = {}
+    load, cache = distill.load_teacher, distill.cached_teacher_logits
+
+    def spy_load(path, labels):
+        classifier, columns = load(path, labels)
+        seen["classifier"] = classifier
+        seen["state"] = {k: v.clone() for k, v in classifier.model.state_dict().items()}
+        return classifier, columns
+
+    def spy_cache(*args, **kwargs):
+        logits = cache(*args, **kwargs)
+        seen["logits"], seen["logits_copy"] = logits, logits.clone()
+        return logits
+
+    monkeypatch.setattr(distill, "load_teacher", spy_load)
+    monkeypatch.setattr(distill, "cached_teacher_logits", spy_cache)
+    out = tmp_path / "run"
+    assert _distill(toy, out, "--augment", "2", "--epochs", "3", "--loss", "kd+ce",
+                    "--throughput-sentences", "8") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["command"] == "textcnn distill"
+    for key in ("test_accuracy", "test_f1_macro", "dev_accuracy", "best_epoch", "teacher_test_accuracy",
+                "num_parameters", "teacher_num_parameters"):
+        assert key in results, key
+    assert results["teacher_num_parameters"] == sum(p.numel() for p in seen["classifier"].model.parameters())
+    assert results["transfer_examples"] == 40 + results["augmented_examples"] and results["augmented_examples"] > 0
+    for b in ("batch_1", "batch_64"):
+        speeds = results["throughput"][b]
+        assert speeds["student_sentences_per_second"] > 0 and speeds["teacher_sentences_per_second"] > 0
+    model = seen["classifier"].model
+    assert not model.training, "the teacher must stay in eval mode"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, seen["state"][k]), f"teacher parameter {k} changed during distillation"
+    assert torch.equal(seen["logits"], seen["logits_copy"]), "the cached teacher logits changed"
+    cached = torch.load(out / "transfer_set.pt", weights_only=True)
+    from minibert.classify import load_classifier, predict_logits
+
+    again = predict_logits(load_classifier(toy["teacher"]), cached["teacher_texts"])
+    diff = max_abs_diff(again, cached["teacher_logits"])
+    assert diff <= 1e-5, f"cached logits differ from the teacher's by {diff:.2e}"
+    assert (out / "model.pt").is_file() and (out / "confusion_matrix.png").is_file()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["split"] == "dev"] == [1, 2, 3]
+
+
+def test_labels_never_reach_the_students_inputs(toy, tmp_path):
+    """The transfer set holds no label, and with --loss kd training labels do not matter at all:
+    relabelling the training file gives the same transfer set and the same student."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _distill(toy, a, "--augment", "3", "--epochs", "2", "--throughput-sentences", "0") == 0
+    lines = toy["train"].read_text().splitlines()
+    rng = random.Random(0)
+    relabelled = tmp_path / "relabelled.txt"
+    relabelled.write_text("\n".join(f"{rng.choice(['neg', 'pos'])} {line.split(' ', 1)[1]}" for line in lines) + "\n")
+    from textcnn.distill import main
+
+    assert main(["--teacher", str(toy["teacher"]), "--train", str(relabelled), "--dev", str(toy["dev"]),
+                 "--test", str(toy["test"]), "--out", str(b), "--augment", "3", "--epochs", "2",
+                 "--throughput-sentences", "0", *STUDENT]) == 0
+    ta, tb = (torch.load(x / "transfer_set.pt", weights_only=True) for x in (a, b))
+    assert ta["tokens"] == tb["tokens"]
+    assert not any(w in ("neg", "pos") for tokens in ta["tokens"] for w in tokens)
+    sa, sb = (torch.load(x / "model.pt", weights_only=True)["state_dict"] for x in (a, b))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa), "--loss kd must not depend on the training labels"
+
+
+def test_reuse_teacher_logits_and_vectors_from_bert(toy, tmp_path, capsys):
+    """A second student reuses the first run's teacher logits; --vectors-from-bert runs the multichannel mode."""
+    first = tmp_path / "first"
+    assert _distill(toy, first, "--augment", "1", "--epochs", "1", "--throughput-sentences", "0") == 0
+    capsys.readouterr()
+    second = tmp_path / "second"
+    assert _distill(toy, second, "--augment", "1", "--epochs", "1", "--throughput-sentences", "0", "--loss", "mse",
+                    "--reuse-teacher-logits", str(first), "--mode", "multichannel",
+                    "--vectors-from-bert", str(toy["bert"])) == 0
+    out = capsys.readouterr().out
+    assert "read from" in out and "sub-word embeddings" in out, out
+    results = json.loads((second / "results.json").read_text())
+    assert results["config"]["embedding_dim"] == 16 and results["config"]["mode"] == "multichannel"
+    third = tmp_path / "third"
+    assert _distill(toy, third, "--augment", "2", "--epochs", "1", "--reuse-teacher-logits", str(first)) == 2
+    assert "another transfer set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--alpha", "1.5"], "--alpha must be in [0, 1]"),
+    (["--cv", "3"], "--cv is not supported"),
+    (["--mode", "static"], "needs --vectors"),
+    (["--temperature", "0"], "--temperature"),
+])
+def test_distill_bad_input_is_one_line(toy, tmp_path, capsys, extra, message):
+    """Impossible options: `textcnn distill: error: <one sentence>`, exit 2, no traceback."""
+    from textcnn.distill import main
+
+    data = ["--train", str(toy["train"])] + ([] if extra[0] == "--cv" else ["--dev", str(toy["dev"])])
+    try:
+        code = main(["--teacher", str(toy["teacher"]), *data, "--out", str(tmp_path / "bad"), *STUDENT, *extra])
+    except SystemExit as exc:  # errors found while parsing exit from argparse
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("textcnn distill: error:") and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_distill_refuses_a_folder_that_is_not_a_finetune_run(toy, tmp_path, capsys):
+    """A --teacher that is a plain BERT (no classifier) is one error line."""
+    from textcnn.distill import main
+
+    code = main(["--teacher", str(toy["bert"]), "--train", str(toy["train"]), "--out", str(tmp_path / "x"), *STUDENT])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("textcnn distill: error: --teacher") and len(err.strip().splitlines()) == 1, err
