@@ -840,57 +840,15 @@ class SentencePieceTokenizer(_Tokenizer):
         return token_id in self.special_ids or self._pieces[token_id].startswith("\u2581")
 
     def save(self, folder) -> Path:
-        """Write ``spm.model``, ``minibert_tokenizer.json`` and, for transformers, ``tokenizer.json`` +
-        ``tokenizer_config.json`` (see :meth:`to_tokenizer_json`) into ``folder``; returns the folder."""
+        """Write ``spm.model``, ``minibert_tokenizer.json`` and, for transformers, ``tokenizer.json``,
+        ``tokenizer_config.json`` and ``special_tokens_map.json`` (see :func:`save_for_transformers`)
+        into ``folder``; returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / SPM_FILE, lambda tmp: tmp.write_bytes(self.model_proto))
         _write_config(folder, {"kind": self.kind})
-        for name, content in ((HF_TOKENIZER_FILE, self.to_tokenizer_json()),
-                              (HF_TOKENIZER_CONFIG, {"tokenizer_class": "PreTrainedTokenizerFast",
-                                                     "unk_token": UNK, "pad_token": PAD, "cls_token": CLS,
-                                                     "sep_token": SEP, "mask_token": MASK,
-                                                     "model_input_names": ["input_ids", "token_type_ids",
-                                                                           "attention_mask"]})):
-            atomic_write_text(json.dumps(content, ensure_ascii=False) + "\n", folder / name)
+        save_for_transformers(self, folder)
         return folder
-
-    def to_tokenizer_json(self) -> dict:
-        """The same tokenizer in the ``tokenizers`` library's ``tokenizer.json`` format (a dict).
-
-        A ``Unigram`` model with our pieces and their log-probabilities; the
-        model's own normalisation rules (``precompiled_charsmap``, read from
-        ``spm.model``) followed by stripping the ends and collapsing runs of
-        spaces (SentencePiece's ``remove_extra_whitespaces``); the ``▁`` word
-        prefix (``Metaspace``); ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]``
-        with segment ids 0 and 1; the five specials as special tokens, so
-        that ``"[MASK]"`` written in a text is one token, as here.
-        ``transformers.AutoTokenizer`` then loads the folder.
-        """
-        charsmap = _spm_precompiled_charsmap(self.model_proto)
-        normalizers = [{"type": "Strip", "strip_left": True, "strip_right": True},
-                       {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]
-        if charsmap:
-            normalizers.insert(0, {"type": "Precompiled", "precompiled_charsmap": charsmap})
-        metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
-        specials = [{"id": self._ids[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                     "normalized": False, "special": True} for t in SPECIAL_TOKENS]
-        cls_, sep = {"id": CLS, "type_id": 0}, {"id": SEP, "type_id": 0}
-        return {
-            "version": "1.0", "truncation": None, "padding": None, "added_tokens": specials,
-            "normalizer": {"type": "Sequence", "normalizers": normalizers},
-            "pre_tokenizer": metaspace,
-            "post_processor": {
-                "type": "TemplateProcessing",
-                "single": [{"SpecialToken": cls_}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": sep}],
-                "pair": [{"SpecialToken": cls_}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": sep},
-                         {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": SEP, "type_id": 1}}],
-                "special_tokens": {t: {"id": t, "ids": [self._ids[t]], "tokens": [t]} for t in (CLS, SEP)}},
-            "decoder": metaspace,
-            "model": {"type": "Unigram", "unk_id": self.unk_id, "byte_fallback": False,
-                      "vocab": [[piece, float(self.sp.get_score(i)) if i not in self.special_ids else 0.0]
-                                for i, piece in enumerate(self._pieces)]},
-        }
 
     @classmethod
     def load(cls, folder) -> "SentencePieceTokenizer":
@@ -925,8 +883,6 @@ class SentencePieceTokenizer(_Tokenizer):
 # (minibert's encode)    [CLS] A [SEP] B [SEP], token types 0 / 1   ``TemplateProcessing``
 # =====================  =========================================  ==================================
 
-HF_TOKENIZER_FILE = "tokenizer.json"
-HF_TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 HF_SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 
 
@@ -1034,7 +990,7 @@ def save_for_transformers(tokenizer: "SentencePieceTokenizer", folder, model_max
               "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
               "clean_up_tokenization_spaces": False, **specials}
     files = {HF_TOKENIZER_FILE: sentencepiece_to_tokenizer_json(tokenizer),
-             HF_TOKENIZER_CONFIG_FILE: config, HF_SPECIAL_TOKENS_MAP_FILE: specials}
+             HF_TOKENIZER_CONFIG: config, HF_SPECIAL_TOKENS_MAP_FILE: specials}
     for name, content in files.items():
         atomic_write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", folder / name)
     return folder
@@ -1084,18 +1040,6 @@ def _protobuf_fields(data: bytes):
             i += 8
         else:
             raise ValueError(f"unexpected protobuf wire type {wire}")
-
-
-def _spm_precompiled_charsmap(model_proto: bytes) -> str:
-    """The normalisation table of a SentencePiece model (``normalizer_spec.precompiled_charsmap``), base64."""
-    import base64
-
-    for field, wire, value in _protobuf_fields(model_proto):
-        if field == 3 and wire == 2:              # ModelProto.normalizer_spec
-            for f, w, v in _protobuf_fields(value):
-                if f == 2 and w == 2:             # NormalizerSpec.precompiled_charsmap
-                    return base64.b64encode(v).decode("ascii")
-    return ""
 
 
 def load_tokenizer(folder):

@@ -52,12 +52,11 @@ from minibert.training_utils import (MetricsLog, atomic_torch_save, pick_device,
                                      progress_line, set_seed, write_results)
 from textcnn.augment import augment, teacher_text
 from textcnn.kd import LOSSES, student_loss
-from textcnn.model import CONV_PADDINGS, MODES, TextCNN, TextCNNConfig
+from textcnn.model import CONV_PADDINGS, MODES
 from textcnn.predict import TextCNNClassifier
 from textcnn.data import EncodedSet, bucketed_batches, tokenize
-from textcnn.optim import Adadelta
 from textcnn.predict import predict_ids
-from textcnn.train import save_model
+from textcnn.train import build_model_and_optimizer, save_model
 from textcnn.vectors import VectorsError, add_vector_arguments, vectors_for
 
 TRANSFER_FILE = "transfer_set.pt"  # the transfer set and the teacher's logits on it, cached with the run
@@ -246,16 +245,8 @@ def run(args, log=print) -> dict:
     # ---- the student
     set_seed(args.seed)
     rng = random.Random(args.seed)
-    config = TextCNNConfig(vocab_size=len(vocab), num_classes=len(labels), mode=args.mode,
-                           embedding_dim=vectors.shape[1] if vectors is not None else args.embedding_dim,
-                           num_filters=args.num_filters, window_sizes=tuple(args.window_sizes),
-                           dropout=args.dropout, max_norm=args.max_norm, conv_padding=args.conv_padding)
-    model = TextCNN(config, vectors, sparse_embedding=args.optimizer == "adadelta").to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if args.optimizer == "adadelta":
-        optimizer = Adadelta(params, lr=args.lr or 1.0, rho=0.95, eps=1e-6)
-    else:
-        optimizer = torch.optim.Adam(params, lr=args.lr or 1e-3)
+    model, optimizer = build_model_and_optimizer(args, len(vocab), len(labels), vectors, device)
+    config = model.config
     min_len = max(config.window_sizes)
 
     # ---- training: the student matches the teacher's soft targets

@@ -56,6 +56,26 @@ def save_model(path, model: TextCNN, vocab: Vocabulary, labels: LabelMap, lowerc
                        "vocab": vocab.itos, "labels": labels.names, "lowercase": lowercase}, path)
 
 
+def build_model_and_optimizer(args, num_words: int, num_classes: int, vectors: torch.Tensor | None,
+                              device: torch.device) -> tuple[TextCNN, torch.optim.Optimizer]:
+    """The TextCNN the student flags describe, and its optimizer (Kim's Adadelta, or Adam).
+
+    Shared by ``textcnn train`` and ``textcnn distill``, so both build the same
+    student from the same flags. Adadelta gets sparse embedding gradients.
+    """
+    config = TextCNNConfig(vocab_size=num_words, num_classes=num_classes, mode=args.mode,
+                           embedding_dim=vectors.shape[1] if vectors is not None else args.embedding_dim,
+                           num_filters=args.num_filters, window_sizes=tuple(args.window_sizes),
+                           dropout=args.dropout, max_norm=args.max_norm, conv_padding=args.conv_padding)
+    model = TextCNN(config, vectors, sparse_embedding=args.optimizer == "adadelta").to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if args.optimizer == "adadelta":
+        optimizer = Adadelta(params, lr=args.lr or 1.0, rho=0.95, eps=1e-6)
+    else:
+        optimizer = torch.optim.Adam(params, lr=args.lr or 1e-3)
+    return model, optimizer
+
+
 # ---------------------------------------------------------------------------
 # one training run
 
@@ -68,18 +88,8 @@ def train_run(train: EncodedSet, dev: EncodedSet, test: EncodedSet | None, vocab
     device = pick_device(args.device)
     set_seed(args.seed)
     rng = random.Random(args.seed)
-    config = TextCNNConfig(vocab_size=len(vocab), num_classes=len(labels), mode=args.mode,
-                           embedding_dim=vectors.shape[1] if vectors is not None else args.embedding_dim,
-                           num_filters=args.num_filters, window_sizes=tuple(args.window_sizes),
-                           dropout=args.dropout, max_norm=args.max_norm,
-                           conv_padding=args.conv_padding)
-    sparse = args.optimizer == "adadelta"
-    model = TextCNN(config, vectors, sparse_embedding=sparse).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if args.optimizer == "adadelta":
-        optimizer = Adadelta(params, lr=args.lr if args.lr else 1.0, rho=0.95, eps=1e-6)
-    else:
-        optimizer = torch.optim.Adam(params, lr=args.lr if args.lr else 1e-3)
+    model, optimizer = build_model_and_optimizer(args, len(vocab), len(labels), vectors, device)
+    config = model.config
     min_len = max(config.window_sizes)
     best = BestEpoch()
     epoch_seconds = []
