@@ -238,17 +238,22 @@ def summarise(results: list[dict]) -> dict:
             "tokens_per_second": [r.get("tokens_per_second") for r in results]}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--real", help="a real pretrained BERT folder (e.g. all-MiniLM-L6-v2, sentence-transformers layout)")
-    p.add_argument("--tiny", help="our pretrained model: a `minibert pretrain` run folder or its export/")
+def add_protocol_arguments(p: argparse.ArgumentParser, rows) -> None:
+    """The data and protocol flags every comparison script shares (data folder, tasks, rows, seeds, folds)."""
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder holding classification/")
     p.add_argument("--tasks", nargs="+", choices=("sst2", "mr"), default=["sst2", "mr"])
-    p.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS)
+    p.add_argument("--rows", nargs="+", choices=rows, default=list(rows))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="SST-2 seeds")
     p.add_argument("--sst2-train", help="SST-2 training file (default GLUE-SST-2/train.tsv: phrases + sentences)")
     p.add_argument("--mr-folds", type=int, default=10)
     p.add_argument("--mr-only-folds", nargs="+", type=int, help="run only these MR folds (1-based)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--real", help="a real pretrained BERT folder (e.g. all-MiniLM-L6-v2, sentence-transformers layout)")
+    p.add_argument("--tiny", help="our pretrained model: a `minibert pretrain` run folder or its export/")
+    add_protocol_arguments(p, ROWS)
     p.add_argument("--max-seq-len", type=int, default=64, help="BERT ids per sentence (SST-2/MR sentences fit)")
     p.add_argument("--textcnn-epochs", type=int, default=25)
     p.add_argument("--probe-epochs", type=int, default=30)

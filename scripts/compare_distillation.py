@@ -195,13 +195,7 @@ def main(argv=None) -> int:
     p.add_argument("--real-teacher", help="an existing `minibert finetune` run used as the real teacher of every "
                                           "SST-2 seed (reduced table)")
     p.add_argument("--vectors-bert", help="the BERT of the *-bert rows (default: --real)")
-    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder holding classification/")
-    p.add_argument("--tasks", nargs="+", choices=("sst2", "mr"), default=["sst2", "mr"])
-    p.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="SST-2 seeds")
-    p.add_argument("--sst2-train", help="SST-2 training file (default GLUE-SST-2/train.tsv: phrases + sentences)")
-    p.add_argument("--mr-folds", type=int, default=10)
-    p.add_argument("--mr-only-folds", nargs="+", type=int, help="run only these MR folds (1-based)")
+    cc.add_protocol_arguments(p, ROWS)
     p.add_argument("--epochs", type=int, default=25, help="TextCNN epochs (trained and distilled rows)")
     p.add_argument("--augment", type=int, default=20, help="new sentences per training sentence in the -aug rows")
     p.add_argument("--aug-epochs", type=int, default=0,
