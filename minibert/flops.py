@@ -73,31 +73,43 @@ def model_matmul_shapes(config: BertConfig, batch_size: int, seq_len: int, num_m
 
 
 def measure_matmul_peak(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
-                        repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+                        repeats: int = 5, dtype: torch.dtype = torch.float32,
+                        device: torch.device | str = "cpu") -> float:
     """FLOP/s of this model's own matmuls run alone, back to back: the machine's limit for this model.
 
     Runs the matmuls of :func:`model_matmul_shapes` (attention as one
     ``bmm`` over sequences x heads) once per count-weight, ``repeats`` times,
     and returns total FLOPs / the fastest repetition's time. What a training
-    step achieves divided by this is its MFU.
+    step achieves divided by this is its MFU. On a GPU pass ``device`` (and
+    ``dtype=torch.bfloat16`` for a bf16 run): the timing waits for the device.
     """
+    device = torch.device(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     B, H = batch_size, config.num_attention_heads
     work = []
     for m, k, n, count in model_matmul_shapes(config, batch_size, seq_len, num_masked):
         if m == seq_len and n == seq_len:   # attention: batched over B*H, `count // (B*H)` times
-            a, b = torch.randn(B * H, m, k, dtype=dtype), torch.randn(B * H, k, n, dtype=dtype)
+            a = torch.randn(B * H, m, k, dtype=dtype, device=device)
+            b = torch.randn(B * H, k, n, dtype=dtype, device=device)
             work.append((torch.bmm, a, b, count // (B * H)))
         else:
-            work.append((torch.mm, torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype), count))
+            a, b = torch.randn(m, k, dtype=dtype, device=device), torch.randn(k, n, dtype=dtype, device=device)
+            work.append((torch.mm, a, b, count))
     flops = 2 * sum(m * k * n * c for m, k, n, c in model_matmul_shapes(config, batch_size, seq_len, num_masked))
     for fn, a, b, _ in work:                      # warm-up
         fn(a, b)
+    sync()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         for fn, a, b, count in work:
             for _ in range(count):
                 fn(a, b)
+        sync()
         best = min(best, time.perf_counter() - start)
     return flops / best
 

@@ -62,6 +62,7 @@ import torch
 
 from minibert.cli import (ArgumentParser, CLIError, given_options, non_negative_float, non_negative_int,
                           positive_float, positive_int, probability, run_command)
+from minibert.flops import measure_matmul_peak, mfu, training_step_flops
 from minibert.model import IGNORE_INDEX, PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import (
     PAIR_OBJECTIVES,
@@ -621,6 +622,13 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         f"{config.num_attention_heads} heads, vocab {config.vocab_size}), {n_params:,} parameters; "
         f"device {device}, precision {precision}, {ctx.world_size} process(es), "
         f"global batch {global_batch} x {args.seq_len} tokens")
+    # the matmul limit of this machine on this model's shapes: MFU = achieved matmul FLOP/s / this
+    peak_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    peak = measure_matmul_peak(config, args.batch_size, args.seq_len,
+                               max(1, round(args.mlm_probability * args.batch_size * args.seq_len)),
+                               repeats=2, dtype=peak_dtype, device=device)
+    say(f"matmul peak on this model's shapes: {peak / 1e9:,.0f} GFLOP/s per process "
+        f"(MFU = the step's matmul FLOP/s / this)")
 
     # ---- bookkeeping -------------------------------------------------------------------
     metrics = MetricsLog(out / "metrics.jsonl", resume_step=step if checkpoint else None, enabled=ctx.is_main)
@@ -644,6 +652,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     stream = training_stream(train_pairs, global_micro, args.seed, epoch, position, ctx)
     window = RunningSums(STAT_KEYS + ("tokens",), device)   # the statistics since the last progress line
     window_time, window_start_step, valid_result = 0.0, step, None
+    window_flops = run_flops = run_seconds = 0.0   # matmul FLOPs of this process's steps (for MFU)
     params = [p for p in raw_model.parameters() if p.requires_grad]
     model.train()
 
@@ -675,6 +684,8 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
                 loss = sums["mlm_loss_sum"] / max(n_masked, 1) + args.pair_loss_weight * sums["nsp_loss_sum"] / n_pairs
                 scaler.scale(loss * ctx.world_size).backward()   # DDP averages: x P gives the global sum
             step_loss += loss.item()
+            window_flops += training_step_flops(config, batch["input_ids"].shape[0], batch["input_ids"].shape[1],
+                                                int(batch["mlm_labels"].ne(IGNORE_INDEX).sum()))
             window.add({**sums, "tokens": batch["attention_mask"].sum()})
 
         finite = torch.tensor([0.0 if math.isfinite(step_loss) else 1.0], device=device)
@@ -697,15 +708,18 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
             tps = int(w["tokens"]) / max(window_time, 1e-9)
             eta = (args.max_steps - step) * window_time / max(step - window_start_step, 1)
             train = pretraining_metrics(w)
+            step_mfu = mfu(window_flops, max(window_time, 1e-9), peak)
+            run_flops, run_seconds = run_flops + window_flops, run_seconds + window_time
             metrics.log("train", step, epoch=epoch, loss=train["loss"], mlm_loss=train["mlm_loss"],
                         nsp_loss=train["nsp_loss"], mlm_accuracy=train["mlm_accuracy"],
                         nsp_accuracy=train["nsp_accuracy"], lr=lr,
-                        tokens_per_second=tps, train_seconds=train_seconds)
+                        tokens_per_second=tps, mfu=step_mfu, train_seconds=train_seconds)
             say(progress_line("step", step, args.max_steps,
                               [f"loss {train['loss']:.4f}", f"mlm {train['mlm_loss']:.4f}",
-                               f"nsp {train['nsp_loss']:.4f}", f"lr {lr:.2e}"], rate=tps, eta_seconds=eta))
+                               f"nsp {train['nsp_loss']:.4f}", f"lr {lr:.2e}"], rate=tps, eta_seconds=eta,
+                              mfu=step_mfu))
             window.reset()
-            window_time, window_start_step = 0.0, step
+            window_time, window_start_step, window_flops = 0.0, step, 0.0
 
         if step % args.eval_every == 0 or step == args.max_steps:
             valid_result = evaluate(raw_model, valid_batches, device, precision, ctx)
@@ -726,6 +740,10 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     results = {
         "steps": step,
         "tokens_per_second": tokens_seen / max(train_seconds, 1e-9),
+        # this process's steps (a resumed run: since the resume); per process with DDP
+        "mfu": mfu(run_flops, run_seconds, peak) if run_seconds else None,
+        "achieved_matmul_gflops": run_flops / run_seconds / 1e9 if run_seconds else None,
+        "matmul_peak_gflops": peak / 1e9,
         "valid_mlm_loss": valid_result["mlm_loss"],
         "valid_mlm_accuracy": valid_result["mlm_accuracy"],
         "valid_perplexity": valid_result["perplexity"],

@@ -465,15 +465,19 @@ def format_seconds(seconds: float) -> str:
 
 
 def progress_line(unit: str, done: int, total: int, fields: list[str], rate: float | None = None,
-                  rate_unit: str = "tok/s", eta_seconds: float | None = None, mark: str = "") -> str:
-    """The one progress-line format: ``step  10/1000 | loss 4.2000 | ... | 4,210 tok/s | ETA 1m02s``.
+                  rate_unit: str = "tok/s", eta_seconds: float | None = None, mark: str = "",
+                  mfu: float | None = None) -> str:
+    """The one progress-line format: ``step  10/1000 | loss 4.2000 | ... | 4,210 tok/s | MFU 0.45 | ETA 1m02s``.
 
     ``unit`` is ``step`` or ``epoch``; ``fields`` are already formatted
-    (``"loss 4.2000"``); ``mark`` (e.g. ``"*"`` for a new best dev epoch) ends the line.
+    (``"loss 4.2000"``); ``mfu`` is the model FLOPs utilisation (:mod:`minibert.flops`);
+    ``mark`` (e.g. ``"*"`` for a new best dev epoch) ends the line.
     """
     parts = [f"{unit} {done:>{len(str(total))}}/{total}", *fields]
     if rate is not None:
         parts.append(f"{rate:,.0f} {rate_unit}" if rate >= 100 else f"{rate:.1f} {rate_unit}")
+    if mfu is not None:
+        parts.append(f"MFU {mfu:.2f}")
     if eta_seconds is not None:
         parts.append(f"ETA {format_seconds(eta_seconds)}")
     return " | ".join(parts) + (f" {mark}" if mark else "")

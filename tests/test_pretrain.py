@@ -152,6 +152,24 @@ def test_a_run_writes_metrics_results_curves_checkpoint_and_tokenizer(finished_r
     assert valid[-1]["mlm_accuracy"] == pytest.approx(results["valid_mlm_accuracy"], abs=0)
 
 
+def test_results_and_progress_report_model_flops_utilisation(finished_run):
+    """results.json's MFU is the run's matmul FLOPs / its training seconds / the measured peak, and every
+    train record carries one: the FLOPs lie between those of a step with no and with every position masked."""
+    from minibert.flops import training_step_flops
+    from minibert.model import BertConfig
+    results = json.loads((finished_run / "results.json").read_text())
+    config = BertConfig.from_dict(results["config"])
+    assert results["matmul_peak_gflops"] > 0
+    assert results["mfu"] == pytest.approx(results["achieved_matmul_gflops"] / results["matmul_peak_gflops"],
+                                           rel=1e-9)
+    flops = results["achieved_matmul_gflops"] * 1e9 * results["train_seconds"]
+    batch, seq = results["args"]["batch_size"], results["args"]["seq_len"]
+    low = results["steps"] * training_step_flops(config, batch, 1, 0)
+    high = results["steps"] * training_step_flops(config, batch, seq, batch * seq)
+    assert low < flops <= high * (1 + 1e-9), f"{flops:.3e} FLOPs outside [{low:.3e}, {high:.3e}]"
+    assert all(r["mfu"] > 0 for r in records(finished_run, "train"))
+
+
 def test_a_short_run_lowers_the_mlm_loss(finished_run):
     """After 24 steps the train MLM loss (mean of the last 4 steps) is below that of the first 4."""
     train = records(finished_run, "train")
