@@ -22,6 +22,13 @@ r"""Two checks of why NSP is (not) learned by a pretraining run: is the task sol
    parameter's update by the size of its *total* gradient, so on the shared
    encoder an NSP gradient much smaller than the MLM one barely steers the
    update.
+3. **Seen vs unseen articles.** The model's NSP accuracy (eval mode) on
+   fresh pairs cut from the *training* articles with a seed no training
+   epoch used (new split points and partners, but articles -- topics,
+   names, sentences -- the model has trained on), next to its accuracy on
+   the valid pairs (articles it never saw). A model that scores well on the
+   first and at the majority label on the second has learned NSP for its
+   training articles, not the general rule.
 
 Usage::
 
@@ -42,6 +49,7 @@ import torch
 
 from minibert.hf import load_checkpoint
 from minibert.pretrain import CHECKPOINT, build_dataset, fixed_valid_batches, read_documents, run_settings
+from minibert.pretraining_data import iterate_batches
 from minibert.tokenization import load_tokenizer
 
 
@@ -117,6 +125,10 @@ def diagnose(run: Path) -> dict:
     valid_accuracy = float(((valid_scores < theta).long() == valid_labels).double().mean())
     majority = int(train_set.nsp_labels.double().mean() > 0.5)
     model = load_checkpoint(run / CHECKPOINT)
+    seen_set = build_dataset(read_documents(args.train, "train"), tokenizer, args, args.seed + 7919, "train")
+    seen_rows = min(valid_rows, len(seen_set))
+    seen_batches = list(iterate_batches(seen_set, 32, torch.Generator().manual_seed(args.seed + 7920),
+                                        shuffle=True, drop_last=False))
     return {
         "run": str(run),
         "train_pairs": len(train_set), "valid_pairs": valid_rows,
@@ -125,7 +137,28 @@ def diagnose(run: Path) -> dict:
         "overlap_valid_accuracy": valid_accuracy,
         "majority_valid_accuracy": float((valid_labels == majority).double().mean()),
         "gradient_norms": gradient_norms(model, batches[:8]),
+        "model_nsp_accuracy_seen_articles": nsp_accuracy(model, seen_batches, seen_rows),
+        "model_nsp_accuracy_valid": nsp_accuracy(model, batches, valid_rows),
+        "seen_article_pairs": seen_rows,
     }
+
+
+@torch.no_grad()
+def nsp_accuracy(model, batches: list[dict], rows: int) -> float:
+    """NSP accuracy of ``model`` (eval mode) on the first ``rows`` pairs of ``batches``."""
+    was_training = model.training
+    model.eval()
+    correct = seen = 0
+    for batch in batches:
+        if seen >= rows:
+            break
+        take = min(rows - seen, len(batch["nsp_labels"]))
+        out = model(batch["input_ids"][:take], token_type_ids=batch["token_type_ids"][:take],
+                    attention_mask=batch["attention_mask"][:take])
+        correct += int((out["nsp_logits"].argmax(-1) == batch["nsp_labels"][:take]).sum())
+        seen += take
+    model.train(was_training)
+    return correct / max(seen, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['train_pairs']:,} training pairs (threshold chosen there), "
               f"{result['overlap_valid_accuracy']:.4f} on the {result['valid_pairs']:,} valid pairs "
               f"(majority label: {result['majority_valid_accuracy']:.4f})")
+        print(f"  model NSP accuracy: {result['model_nsp_accuracy_seen_articles']:.4f} on "
+              f"{result['seen_article_pairs']:,} fresh pairs of the training articles, "
+              f"{result['model_nsp_accuracy_valid']:.4f} on the valid pairs (unseen articles)")
         for loss_name, norms in result["gradient_norms"].items():
             print(f"  |grad {loss_name}|: " + ", ".join(f"{k} {v:.2e}" for k, v in norms.items()))
     if options.json:
