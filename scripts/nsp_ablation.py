@@ -22,6 +22,8 @@ Usage::
 ``--steps`` sets the step budget of the rows that do not fix their own
 (``long`` runs ``--long-factor`` times as many). ``--figure PATH`` also copies
 the PNG there (tutorial 07 uses ``tutorials/figures/ch07_nsp_ablation.png``).
+``--also DIR ...`` adds the rows of earlier ``--out`` folders (their
+``rows.json``) to the table and the figure, for rows run at another time.
 Training seconds depend on what else runs on the machine; the table says so.
 """
 
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun rows that already have results.json")
     parser.add_argument("--figure", default=None, help="also copy the PNG to this path")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    parser.add_argument("--also", nargs="+", type=Path, default=[],
+                        help="earlier ablation --out folders whose rows (their rows.json) join the table and the "
+                             "figure, for rows run at another time; a row of --out wins over one of the same name")
     args = parser.parse_args(argv)
     if args.list:
         for name, (what, extra) in ROWS.items():
@@ -182,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     baseline = load_unigram_baseline()
     rows = [summarise(n, out / n, baseline) for n in names if (out / n / "results.json").is_file()]
+    for earlier in args.also:
+        have = {r["row"] for r in rows}
+        rows += [r for r in json.loads((earlier / "rows.json").read_text(encoding="utf-8")) if r["row"] not in have]
+    rows.sort(key=lambda r: list(ROWS).index(r["row"]))
     (out / "table.md").write_text(markdown_table(rows), encoding="utf-8")
     (out / "rows.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     plot(rows, out / "nsp_curves.png")
