@@ -122,3 +122,38 @@ def test_a_second_run_into_the_same_folder_is_refused_and_overwrite_starts_again
     (out / "stray.txt").write_text("x")
     assert main(argv + ["--overwrite"]) == 0
     assert not (out / "stray.txt").exists()
+
+
+def test_train_static_mode_with_vectors_from_bert(tmp_path):
+    """``textcnn train --mode static --vectors-from-bert BERT``: the frozen embedding of a word is the mean of
+    its sub-word rows in the BERT's input embeddings (computed here by hand), and stays so after training."""
+    from minibert.hf import save_pretrained
+    from minibert.model import BertConfig, BertModel
+    from minibert.tokenization import WordPieceTokenizer
+    import torch
+
+    from textcnn.train import main
+
+    bert = tmp_path / "bert"
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", "un", "##watch", "##able"]
+    config = BertConfig(vocab_size=len(pieces), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=32)
+    torch.manual_seed(0)
+    encoder = BertModel(config)
+    save_pretrained(encoder, bert)
+    WordPieceTokenizer(pieces).save(bert)
+    data = tmp_path / "train.txt"
+    data.write_text("".join(f"{y} {t}\n" for y, t in [(1, "good film"), (0, "bad film"), (0, "unwatchable film"),
+                                                       (1, "good good film"), (0, "bad unwatchable")] * 4),
+                    encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["--train", str(data), "--mode", "static", "--vectors-from-bert", str(bert), "--epochs", "1",
+                 "--num-filters", "2", "--window-sizes", "1", "--out", str(out), "--threads", "1"]) == 0
+    saved = torch.load(out / "model.pt", weights_only=True)
+    weight = saved["state_dict"]["embedding.weight"]                         # (V, 8), frozen
+    table = encoder.embeddings.word_embeddings.weight.detach()
+    row = saved["vocab"].index("unwatchable")
+    expected = table[[pieces.index("un"), pieces.index("##watch"), pieces.index("##able")]].mean(0)
+    diff = (weight[row] - expected).abs().max().item()
+    assert diff < 1e-6, f"'unwatchable' vector differs from the mean of its 3 pieces by {diff:.2e}"
+    assert (weight[saved["vocab"].index("good")] - table[pieces.index("good")]).abs().max().item() < 1e-6

@@ -45,7 +45,7 @@ from textcnn.data import EncodedSet, bucketed_batches, tokenize
 from textcnn.model import CONV_PADDINGS, MODES, TextCNN, TextCNNConfig
 from textcnn.optim import Adadelta
 from textcnn.predict import predict_ids
-from textcnn.vectors import VectorsError, load_vectors
+from textcnn.vectors import VectorsError, add_vector_arguments, check_vector_arguments, vectors_for
 
 COMMAND = "textcnn train"
 
@@ -156,8 +156,7 @@ def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:
     g.add_argument("--mode", choices=MODES, default="rand",
                    help="embeddings: rand (U[-0.25,0.25], trained), static (pretrained, frozen), "
                         "non-static (pretrained, trained), multichannel (one frozen + one trained copy)")
-    g.add_argument("--vectors", help="word2vec/GloVe text file (needed by static, non-static, multichannel; "
-                                     "not used by rand)")
+    add_vector_arguments(g)
     g.add_argument("--embedding-dim", type=positive_int, default=300, help="word-vector size in rand mode")
     g.add_argument("--num-filters", type=positive_int, default=100, help="feature maps per window size")
     g.add_argument("--window-sizes", type=positive_int, nargs="+", default=[3, 4, 5], help="filter widths h")
@@ -188,22 +187,9 @@ def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:
     return p
 
 
-def _vectors_for(args, vocab: Vocabulary, log):
-    if args.mode == "rand":
-        return None
-    loaded = load_vectors(args.vectors, vocab, seed=args.seed)
-    log(f"vectors: {loaded.found} of {loaded.total} vocabulary words found in {args.vectors} "
-        f"({loaded.coverage:.1%}); the others start U[-0.25, 0.25]")
-    return loaded.weight
-
-
 def check_arguments(args) -> None:
     """The checks between options (each number alone is checked by the parser)."""
-    if args.mode != "rand" and not args.vectors:
-        raise CLIError(f"--mode {args.mode} needs --vectors <word2vec/GloVe text file>")
-    if args.mode == "rand" and args.vectors:
-        raise CLIError("--vectors is not used by --mode rand; drop it, or choose --mode static, non-static "
-                       "or multichannel")
+    check_vector_arguments(args)
     if args.resume and not args.cv:
         raise CLIError("--resume continues a --cv run at its first unfinished fold; a single run keeps no "
                        "checkpoint to resume, so start it again with --overwrite")
@@ -226,7 +212,7 @@ def run(args, log=print) -> dict:
         if not split.number:
             log(f"vocabulary: {len(vocab)} words (min count {args.min_count}); train {len(split.train_labels)}, "
                 f"dev {len(split.dev_labels)}" + (f", test {len(test)}" if test else ""))
-        vectors = _vectors_for(args, vocab, log)
+        vectors = vectors_for(args, vocab, log)
         run_args = argparse.Namespace(**{**vars(args), "seed": split.seed})
         return train_run(EncodedSet(split.train_texts, split.train_labels, vocab),
                          EncodedSet(split.dev_texts, split.dev_labels, vocab), test, vocab, labels, run_args,

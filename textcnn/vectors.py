@@ -298,19 +298,26 @@ def add_vector_arguments(parser) -> None:
                              "transformers folder)")
 
 
-def vectors_for(args, vocab: Vocabulary, log=print) -> torch.Tensor | None:
-    """The initial embedding matrix the parsed ``args`` ask for (``None`` in rand mode)."""
+def check_vector_arguments(args) -> None:
+    """The option checks of :func:`vectors_for`, without reading anything (commands run them first)."""
     source = getattr(args, "vectors", None)
     bert = getattr(args, "vectors_from_bert", None)
     if source and bert:
         raise VectorsError("give --vectors or --vectors-from-bert, not both.")
-    if args.mode == "rand":
-        if source or bert:
-            raise VectorsError(f"--mode rand starts from random vectors; drop --vectors/--vectors-from-bert "
-                               f"or choose --mode static, non-static or multichannel.")
-        return None
-    if not (source or bert):
+    if args.mode == "rand" and (source or bert):
+        raise VectorsError(f"--vectors{'-from-bert' if bert else ''} is not used by --mode rand (it starts "
+                           f"from random vectors); drop it, or choose --mode static, non-static or multichannel.")
+    if args.mode != "rand" and not (source or bert):
         raise VectorsError(f"--mode {args.mode} needs --vectors FILE or --vectors-from-bert RUN.")
+
+
+def vectors_for(args, vocab: Vocabulary, log=print) -> torch.Tensor | None:
+    """The initial embedding matrix the parsed ``args`` ask for (``None`` in rand mode)."""
+    check_vector_arguments(args)
+    if args.mode == "rand":
+        return None
+    source = getattr(args, "vectors", None)
+    bert = getattr(args, "vectors_from_bert", None)
     if bert:
         loaded = vectors_from_bert(bert, vocab)
         log(f"vectors: mean sub-word embeddings of {bert_folder(bert)}; {loaded.found} of {loaded.total} "
