@@ -22,12 +22,14 @@ calling DDP rank.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from minibert.pretraining_data import PretrainingDataset, pair_seed_for_epoch
+from minibert.textio import atomic_write
 
 
 @dataclass
@@ -49,6 +51,25 @@ class PairRanges:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def save(self, path) -> None:
+        """Write the seven arrays to an ``.npz`` file atomically."""
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **{field.name: getattr(self, field.name) for field in fields(self)})
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path) -> "PairRanges":
+        """Read a file written by :meth:`save`; ``ValueError`` when it is damaged."""
+        try:
+            with np.load(path) as data:
+                pairs = cls(*(data[field.name] for field in fields(cls)))
+        except (OSError, KeyError, ValueError, EOFError) as exc:
+            raise ValueError(f"pair file {path} is damaged ({type(exc).__name__})") from None
+        if len({len(getattr(pairs, field.name)) for field in fields(cls)}) != 1:
+            raise ValueError(f"pair file {path} is damaged (arrays of different lengths)")
+        return pairs
 
     @classmethod
     def from_lists(cls, rows: list[tuple[int, int, int, int, int, int, int]]) -> "PairRanges":
@@ -258,25 +279,48 @@ class RangeEpochPairs:
     ``random.Random(pair_seed_for_epoch(seed, e))`` (epoch 0 always when not
     ``dynamic``), exactly the pairs, and so the batches, of ``EpochPairs``
     on the same documents.
+
+    With ``store`` (a folder, e.g. the token cache's), the pairs of epoch 0
+    and of the latest epoch cut are kept there as ``.npz`` files and read back
+    instead of being cut again: cutting is a Python loop over the sentences
+    (seconds per 10 M tokens), reading them back is instant, so a second run
+    or a resume starts at once. A damaged file is cut again.
     """
 
     def __init__(self, cache, tokenizer, seq_len: int, seed: int, mlm_probability: float = 0.15,
                  whole_word_mask: bool = False, objective: str = "nsp", dynamic: bool = True,
-                 short_seq_prob: float = 0.1, nsp_prob: float = 0.5):
+                 short_seq_prob: float = 0.1, nsp_prob: float = 0.5, store=None):
         if objective not in RANGE_OBJECTIVES:
             raise ValueError(f"unknown pair objective {objective!r}; choose one of {', '.join(RANGE_OBJECTIVES)}.")
         self._make_pairs = RANGE_OBJECTIVES[objective]
         self.cache, self.tokenizer, self.seq_len, self.seed = cache, tokenizer, seq_len, seed
         self.mlm_probability, self.whole_word_mask, self.dynamic = mlm_probability, whole_word_mask, dynamic
         self.short_seq_prob, self.nsp_prob = short_seq_prob, nsp_prob
+        self.objective, self.store = objective, Path(store) if store is not None else None
         self._cached: tuple[int, RangePretrainingDataset] | None = None
+
+    def _stored(self, epoch: int) -> Path:
+        return self.store / (f"pairs_{self.objective}_len{self.seq_len}_seed{self.seed}_short{self.short_seq_prob:g}_"
+                             f"p{self.nsp_prob:g}_epoch{epoch}.npz")
 
     def ranges(self, epoch: int) -> PairRanges:
         """The pairs of epoch ``epoch`` (those of epoch 0 when not dynamic), as ranges."""
         epoch = epoch if self.dynamic else 0
+        path = self._stored(epoch) if self.store is not None else None
+        if path is not None and path.is_file():
+            try:
+                return PairRanges.load(path)
+            except ValueError:
+                pass   # damaged: cut again below and overwrite it
         rng = random.Random(pair_seed_for_epoch(self.seed, epoch))
-        return self._make_pairs(self.cache.sentence_offsets, self.cache.document_offsets, self.seq_len, rng,
-                                self.short_seq_prob, self.nsp_prob)
+        pairs = self._make_pairs(self.cache.sentence_offsets, self.cache.document_offsets, self.seq_len, rng,
+                                 self.short_seq_prob, self.nsp_prob)
+        if path is not None:
+            pairs.save(path)
+            for old in self.store.glob(self._stored(0).name.replace("_epoch0.npz", "_epoch*.npz")):
+                if old.name not in (path.name, self._stored(0).name):
+                    old.unlink(missing_ok=True)   # keep epoch 0 and the latest epoch only
+        return pairs
 
     def dataset(self, epoch: int) -> RangePretrainingDataset:
         """The maskable dataset of epoch ``epoch``'s pairs (rows built at batch time)."""

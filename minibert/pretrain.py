@@ -605,7 +605,8 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     t0 = time.time()
     cache = _train_token_cache(args, train_path, tokenizer, out, ctx, say)
     train_pairs = RangeEpochPairs(cache, tokenizer, args.seq_len, args.seed, args.mlm_probability,
-                                  args.whole_word_mask, args.pair_objective, dynamic=not args.static_pairs)
+                                  args.whole_word_mask, args.pair_objective, dynamic=not args.static_pairs,
+                                  store=cache.folder)
     try:
         train_set = train_pairs.dataset(0)
     except ValueError as exc:

@@ -205,3 +205,21 @@ def test_a_rank_builds_only_its_own_rows_and_they_match_the_whole_batch():
     same = listed.batch(indices, torch.Generator().manual_seed(3), rows=(4, 8))
     for key in whole:
         assert torch.equal(part[key], same[key]), key
+
+
+def test_stored_pairs_are_read_back_identical_and_only_epoch_0_and_the_latest_are_kept(wikitext_cache, tmp_path):
+    path, tokenizer, cache, _ = wikitext_cache
+    fresh = RangeEpochPairs(cache, tokenizer, 64, 7)
+    stored = RangeEpochPairs(cache, tokenizer, 64, 7, store=tmp_path)
+    for epoch in (0, 1, 2):
+        stored.ranges(epoch)
+    assert sorted(p.name.rsplit("_", 1)[1] for p in tmp_path.iterdir()) == ["epoch0.npz", "epoch2.npz"]
+    again = RangeEpochPairs(cache, tokenizer, 64, 7, store=tmp_path)
+    again._make_pairs = None   # reading back must not cut
+    for epoch in (0, 2):
+        a, b = again.ranges(epoch), fresh.ranges(epoch)
+        assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in vars(b)), f"epoch {epoch}"
+    damaged = next(tmp_path.glob("*epoch2.npz"))
+    damaged.write_bytes(b"not a zip")
+    a = RangeEpochPairs(cache, tokenizer, 64, 7, store=tmp_path).ranges(2)
+    assert np.array_equal(a.a_start, fresh.ranges(2).a_start), "a damaged pair file must be cut again"
