@@ -7,7 +7,9 @@ One run, top to bottom:
    WikiText-2 download), train a SentencePiece tokenizer on the detokenised
    sentences of the training documents, the very text the model reads (or
    load ``--tokenizer``);
-2. cut documents into NSP sentence pairs (or, with ``--pair-objective sop``,
+2. tokenise the training corpus once into a flat token memmap (``--token-cache``,
+   :mod:`minibert.token_cache`; streamed, reused by the next run with the
+   same corpus and tokenizer), cut it into NSP sentence pairs (or, with ``--pair-objective sop``,
    sentence-order pairs) of at most ``--seq-len`` tokens, afresh each epoch,
    and mask 15% of the tokens (80% ``[MASK]``, 10% random, 10% kept) afresh
    each epoch; the valid pairs are cut and masked once with a fixed seed, so
@@ -71,8 +73,9 @@ from minibert.pretraining_data import (
     build_examples,
     generator_for_epoch,
     iterate_batches,
-    tokenize_documents,
 )
+from minibert.pair_ranges import RangeEpochPairs
+from minibert.token_cache import token_cache
 from minibert.tokenization import SentencePieceTokenizer, load_tokenizer, save_for_transformers
 from minibert.training_utils import (
     PRECISIONS,
@@ -100,7 +103,7 @@ from minibert.training_utils import (
     teardown_distributed,
     write_results,
 )
-from minibert.wikitext import documents, find_corpus
+from minibert.wikitext import WikiTextError, documents, find_corpus
 
 COMMAND = "minibert pretrain"
 CHECKPOINT = "checkpoint.pt"
@@ -154,6 +157,12 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="never download WikiText; fail if it is not found locally")
     g.add_argument("--tokenizer", default=None,
                    help="folder of a saved minibert tokenizer to use instead of training one")
+    g.add_argument("--token-cache", default=None, metavar="DIR",
+                   help="folder of token caches: the training corpus tokenised once into a flat memmap, keyed by "
+                        "the hashes of the corpus, the tokenizer and the splitting rules, and reused by any run "
+                        "that has the same three (default: --out/token_cache, i.e. per run and reused on "
+                        "--resume; give one shared DIR together with --tokenizer to tokenise WikiText-103 once "
+                        "for many runs)")
     g.add_argument("--seq-len", type=positive_int, default=128,
                    help="tokens per sentence pair, [CLS] and [SEP]s included (<= max_position_embeddings)")
     g.add_argument("--mlm-probability", type=probability, default=0.15,
@@ -235,10 +244,7 @@ def parse_overrides(items: list[str]) -> dict:
 def read_documents(path: str | os.PathLike, role: str) -> list[list[str]]:
     """The documents (lists of sentences) of a text file, or one clear error."""
     path = Path(path)
-    if path.is_dir():
-        raise PretrainError(f"the {role} file {path} is a folder; give the text file itself (--{role}).")
-    if not path.is_file():
-        raise PretrainError(f"the {role} file {path} does not exist; check --{role} or --data-dir.")
+    _check_corpus_file(path, role)
     try:
         docs = documents(path)
     except ValueError as exc:   # WikiTextError: not UTF-8, empty, no document (one sentence each)
@@ -249,6 +255,31 @@ def read_documents(path: str | os.PathLike, role: str) -> list[list[str]]:
         raise PretrainError(f"the {role} file {path} contains no text; give a file with paragraphs "
                             f"of running text.")
     return docs
+
+
+def _check_corpus_file(path: Path, role: str) -> None:
+    """One clear error when the corpus file is a folder or missing."""
+    if path.is_dir():
+        raise PretrainError(f"the {role} file {path} is a folder; give the text file itself (--{role}).")
+    if not path.is_file():
+        raise PretrainError(f"the {role} file {path} does not exist; check --{role} or --data-dir.")
+
+
+def _train_token_cache(args, train_path: Path, tokenizer, out: Path, ctx: Distributed, say):
+    """The training corpus's token cache (:mod:`minibert.token_cache`): rank 0 builds it if needed, all ranks open it."""
+    cache_dir = Path(args.token_cache).absolute() if args.token_cache else out / "token_cache"
+    t0 = time.time()
+    try:
+        if ctx.is_main:
+            cache, built = token_cache(cache_dir, train_path, tokenizer, out / "tokenizer", say=say)
+            say(f"token cache: {'built' if built else 'reused'} {cache.folder} ({cache.num_tokens:,} tokens, "
+                f"{cache.num_documents:,} documents) in {time.time() - t0:.1f}s")
+        ctx.barrier()
+        if not ctx.is_main:
+            cache, _ = token_cache(cache_dir, train_path, tokenizer, out / "tokenizer", say=say)
+    except (WikiTextError, ValueError) as exc:
+        raise PretrainError(f"train corpus: {str(exc).rstrip('.')}.") from None
+    return cache
 
 
 def build_dataset(docs, tokenizer, args, seed: int, role: str):
@@ -280,7 +311,7 @@ def fixed_valid_batches(docs, tokenizer, args) -> tuple:
     return valid_set, batches
 
 
-def training_stream(pairs: EpochPairs, global_batch: int, seed: int, epoch: int, skip: int, ctx: Distributed):
+def training_stream(pairs: EpochPairs | RangeEpochPairs, global_batch: int, seed: int, epoch: int, skip: int, ctx: Distributed):
     """Yield ``(epoch, index_in_epoch, batch)`` forever, starting at batch ``skip`` of ``epoch``.
 
     Epoch ``e`` serves the pairs ``pairs.dataset(e)`` (cut with a seed of
@@ -414,10 +445,12 @@ def _longest_line(path: Path) -> int:
         return max((len(line) for line in f), default=0)
 
 
-def _load_or_train_tokenizer(args, train_path: Path, train_docs, out: Path, ctx: Distributed, vocab_size: int, say):
+def _load_or_train_tokenizer(args, train_path: Path, read_train_docs, out: Path, ctx: Distributed, vocab_size: int,
+                             say):
     """Rank 0 trains (or copies) the tokenizer into ``out/tokenizer``; every rank then loads it.
 
-    The SentencePiece model is trained on the sentences of ``train_docs``
+    The SentencePiece model is trained on the sentences of ``read_train_docs()``
+    (called only when a tokenizer is trained)
     (detokenised, one per line), the text the model is trained on, not on the
     raw file with WikiText's `` @-@ `` and spaces before punctuation.
     """
@@ -432,7 +465,7 @@ def _load_or_train_tokenizer(args, train_path: Path, train_docs, out: Path, ctx:
         else:
             t0 = time.time()
             try:
-                sentences = [sentence for doc in train_docs for sentence in doc]
+                sentences = [sentence for doc in read_train_docs() for sentence in doc]
                 SentencePieceTokenizer.train(sentences, vocab_size, folder=str(folder), seed=args.seed)
             except (ValueError, RuntimeError) as exc:
                 longest = _longest_line(train_path)
@@ -560,18 +593,20 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
 
     # ---- data and tokenizer ------------------------------------------------------------
     train_path, valid_path, data_note = _resolve_data(args, say)
-    train_docs = read_documents(train_path, "train")
+    _check_corpus_file(train_path, "train")
     valid_docs = read_documents(valid_path, "valid")
     if ctx.is_main:
         prepare_run_folder(out, args.resume, args.overwrite)
     ctx.barrier()
-    tokenizer = _load_or_train_tokenizer(args, train_path, train_docs, out, ctx, vocab_size, say)
+    tokenizer = _load_or_train_tokenizer(args, train_path, lambda: read_documents(train_path, "train"), out, ctx,
+                                         vocab_size, say)
     config = BertConfig.from_preset(args.preset, **{**overrides, "vocab_size": tokenizer.vocab_size})
 
     t0 = time.time()
-    train_pairs = EpochPairs(tokenize_documents(train_docs, tokenizer), tokenizer, args.seq_len, args.seed,
-                             args.mlm_probability, args.whole_word_mask, args.pair_objective,
-                             dynamic=not args.static_pairs)
+    cache = _train_token_cache(args, train_path, tokenizer, out, ctx, say)
+    train_pairs = RangeEpochPairs(cache, tokenizer, args.seq_len, args.seed, args.mlm_probability,
+                                  args.whole_word_mask, args.pair_objective, dynamic=not args.static_pairs,
+                                  store=cache.folder)
     try:
         train_set = train_pairs.dataset(0)
     except ValueError as exc:
@@ -624,9 +659,11 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         f"global batch {global_batch} x {args.seq_len} tokens")
     # the matmul limit of this machine on this model's shapes: MFU = achieved matmul FLOP/s / this
     peak_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    peak = measure_matmul_peak(config, args.batch_size, args.seq_len,
-                               max(1, round(args.mlm_probability * args.batch_size * args.seq_len)),
-                               repeats=2, dtype=peak_dtype, device=device)
+    # its random matrices must not consume the training RNG: a resumed run restores that state just above
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        peak = measure_matmul_peak(config, args.batch_size, args.seq_len,
+                                   max(1, round(args.mlm_probability * args.batch_size * args.seq_len)),
+                                   repeats=2, dtype=peak_dtype, device=device)
     say(f"matmul peak on this model's shapes: {peak / 1e9:,.0f} GFLOP/s per process "
         f"(MFU = the step's matmul FLOP/s / this)")
 

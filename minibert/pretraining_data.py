@@ -208,7 +208,8 @@ PAIR_OBJECTIVES = {"nsp": create_nsp_examples, "sop": create_sop_examples}
 def mask_tokens(input_ids: torch.Tensor, special_mask: torch.Tensor, vocab_size: int, mask_id: int,
                 generator: torch.Generator | None, mlm_probability: float = 0.15,
                 replace_ids: torch.Tensor | None = None,
-                word_starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                word_starts: torch.Tensor | None = None, row_offset: int = 0,
+                total_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masked-language-model corruption of a batch; returns ``(masked_input_ids, labels)``.
 
     ``input_ids`` (B, T) long; ``special_mask`` (B, T) bool, True at
@@ -229,7 +230,12 @@ def mask_tokens(input_ids: torch.Tensor, special_mask: torch.Tensor, vocab_size:
     starts a word), $k_b = \\max(1, \\mathrm{round}(p \\, w_b))$ of the $w_b$ words are
     chosen and all their tokens are selected (each then gets its own 80/10/10 draw).
 
-    Deterministic given ``generator``'s state.
+    Deterministic given ``generator``'s state. Rows are independent given
+    their random draws, so a DDP rank can mask only its own rows
+    ``[row_offset, row_offset + B)`` of a global batch of ``total_rows`` rows:
+    the draws are made for all ``total_rows`` rows (cheap) and sliced, which
+    gives exactly the rows that masking the whole global batch gives
+    (with ``replace_ids`` given; the default set depends on the whole batch).
     """
     if input_ids.dim() != 2 or special_mask.shape != input_ids.shape:
         raise ValueError(f"input_ids and special_mask must both be (B, T), got {tuple(input_ids.shape)} "
@@ -256,14 +262,18 @@ def mask_tokens(input_ids: torch.Tensor, special_mask: torch.Tensor, vocab_size:
     k = (n_units.double() * mlm_probability).round().long().clamp(min=1)
     k = torch.minimum(k, n_units)  # (B, 1) how many units to choose per row
 
-    scores = torch.rand(B, T, generator=generator, device=device)
+    total = B if total_rows is None else total_rows
+    rows = slice(row_offset, row_offset + B)
+    if total < row_offset + B:
+        raise ValueError(f"rows [{row_offset}, {row_offset + B}) do not fit a global batch of {total} rows.")
+    scores = torch.rand(total, T, generator=generator, device=device)[rows]
     scores = scores.masked_fill(~unit_valid, 2.0)  # invalid units sort last
     kth = scores.sort(1).values.gather(1, (k - 1).clamp(min=0))  # (B, 1) k-th smallest score per row
     chosen_unit = (scores <= kth) & (k > 0) & unit_valid  # (B, T) the k lowest-scoring units
     selected = torch.gather(chosen_unit, 1, unit) & ~special  # (B, T) over tokens
 
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
-    u = torch.rand(B, T, generator=generator, device=device)
+    u = torch.rand(total, T, generator=generator, device=device)[rows]
     to_mask = selected & (u < 0.8)
     to_random = selected & (u >= 0.8) & (u < 0.9)
 
@@ -275,7 +285,8 @@ def mask_tokens(input_ids: torch.Tensor, special_mask: torch.Tensor, vocab_size:
     replace_ids = torch.as_tensor(replace_ids, device=device)
     if replace_ids.numel() == 0:
         raise ValueError("replace_ids is empty; random replacements need at least one non-special id.")
-    random_tokens = replace_ids[torch.randint(replace_ids.numel(), (B, T), generator=generator, device=device)]
+    random_tokens = replace_ids[torch.randint(replace_ids.numel(), (total, T), generator=generator,
+                                              device=device)[rows]]
 
     masked = input_ids.clone()
     masked[to_mask] = mask_id
@@ -345,29 +356,38 @@ class PretrainingDataset:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def batch(self, indices: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+    def batch(self, indices: torch.Tensor, generator: torch.Generator | None,
+              rows: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         """The masked batch of the examples at ``indices`` (1-D long), with a fresh mask from ``generator``.
 
         Returns LongTensors ``input_ids, token_type_ids, attention_mask,
-        mlm_labels`` (B, seq_len) and ``nsp_labels`` (B,).
+        mlm_labels`` (B, seq_len) and ``nsp_labels`` (B,). With ``rows=(lo, hi)``
+        only rows ``lo:hi`` of the batch are built (one DDP rank's share), masked
+        exactly as in the whole batch (see :func:`mask_tokens`).
         """
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny ops: waking a thread pool costs more than the work (10x on a busy CPU)
         try:
-            return self._batch(indices, generator)
+            lo, hi = rows if rows is not None else (0, indices.numel())
+            return self._batch(indices[lo:hi], generator, lo, indices.numel())
         finally:
             torch.set_num_threads(threads)
 
-    def _batch(self, indices: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
-        ids = self.input_ids[indices].long()  # (B, T)
-        special = self.special_mask[indices]  # (B, T)
+    def _rows(self, indices: torch.Tensor) -> tuple:
+        """``(ids, special_mask, word_starts or None, lengths, token_type_ids, nsp_labels)`` of ``indices``."""
         starts = self.word_starts[indices] if self.word_starts is not None else None
+        return (self.input_ids[indices].long(), self.special_mask[indices], starts, self.lengths[indices],
+                self.token_type_ids[indices].long(), self.nsp_labels[indices])
+
+    def _batch(self, indices: torch.Tensor, generator: torch.Generator | None, row_offset: int,
+               total_rows: int) -> dict[str, torch.Tensor]:
+        ids, special, starts, lengths, types, nsp_labels = self._rows(indices)  # (B, T) ... (B,)
         masked, labels = mask_tokens(ids, special, self.vocab_size, self.mask_id, generator,
-                                     self.mlm_probability, self.replace_ids, starts)
+                                     self.mlm_probability, self.replace_ids, starts, row_offset, total_rows)
         positions = torch.arange(self.seq_len)
-        attention_mask = (positions[None, :] < self.lengths[indices][:, None]).long()  # (B, T) 1 = real token
-        return dict(input_ids=masked, token_type_ids=self.token_type_ids[indices].long(), attention_mask=attention_mask,
-                    mlm_labels=labels, nsp_labels=self.nsp_labels[indices])
+        attention_mask = (positions[None, :] < lengths[:, None]).long()  # (B, T) 1 = real token
+        return dict(input_ids=masked, token_type_ids=types, attention_mask=attention_mask,
+                    mlm_labels=labels, nsp_labels=nsp_labels)
 
 
 def tokenize_documents(documents: Sequence[Sequence[str]], tokenizer) -> list[list[list[int]]]:
@@ -465,8 +485,8 @@ def iterate_batches(dataset: PretrainingDataset, batch_size: int, generator: tor
     ``batch_size`` is the GLOBAL batch (all ranks together); rank ``r`` of
     ``world_size`` yields rows ``[r B / W, (r+1) B / W)`` of every global batch,
     so W processes x B/W rows see exactly the examples *and masks* that one
-    process x B rows sees (each rank masks the whole global batch, then keeps
-    its slice: cheap, and exact).
+    process x B rows sees (each rank builds and masks only its own rows, with
+    the random draws of the whole global batch: exact, see :func:`mask_tokens`).
 
     The generator is consumed when this function is *called* (not lazily):
     one permutation and one seed; batch $j$ is masked with a generator seeded
@@ -492,9 +512,7 @@ def iterate_batches(dataset: PretrainingDataset, batch_size: int, generator: tor
         for j in range(start_batch, total):
             indices = order[j * batch_size:(j + 1) * batch_size]  # (B,) global batch
             g = torch.Generator().manual_seed(base_seed + j)
-            full = dataset.batch(indices, g)
             m = indices.numel()
-            lo, hi = rank * m // world_size, (rank + 1) * m // world_size
-            yield {key: value[lo:hi] for key, value in full.items()}
+            yield dataset.batch(indices, g, rows=(rank * m // world_size, (rank + 1) * m // world_size))
 
     return stream()

@@ -37,6 +37,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from minibert.textio import read_utf8
 
@@ -446,3 +447,76 @@ def documents(path, min_sentences: int = 1) -> list[list[str]]:
         raise WikiTextError(f"{path} holds no document with at least {min_sentences} sentence(s); "
                             f"is it a text corpus?")
     return docs
+
+
+def _utf8_lines(path) -> Iterator[str]:
+    """The lines of ``path`` split at ``\\n`` only (as ``str.split("\\n")``), decoded one at a time."""
+    offset = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise WikiTextError(f"corpus file {path} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                                    f"{offset + exc.start}); convert it, e.g. with `iconv -f cp1252 -t utf-8`.") from None
+            offset += len(raw)
+
+
+def iter_documents(path, min_sentences: int = 1) -> Iterator[list[str]]:
+    """:func:`documents` streamed: the same documents, one at a time, without reading the whole file.
+
+    One pass looks for a title line (no title: documents are blocks of lines
+    between blank lines, as :func:`read_articles` does), a second pass yields
+    each article's sentences when the next title starts. Empty sentences are
+    dropped. Memory: one article. Raises :class:`WikiTextError` when the file
+    is missing, not UTF-8, empty or holds no document.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise WikiTextError(f"corpus file {path} is a folder, not a file; give the file itself.")
+    if not path.is_file():
+        raise WikiTextError(f"corpus file {path} does not exist; check the path.")
+    titled = any(_is_title(line) for line in _utf8_lines(path))
+    found = False
+
+    def finish(paragraphs: list[str]) -> list[str]:
+        return [s for p in paragraphs for s in split_sentences(detokenize(p)) if s.strip()]
+
+    paragraphs: list[str] | None = None
+    for raw in _utf8_lines(path):
+        line = raw.strip()
+        if not titled:   # blocks of non-blank lines
+            if line:
+                paragraphs = [] if paragraphs is None else paragraphs
+                paragraphs.append(line)
+                continue
+            if paragraphs:
+                sentences = finish(paragraphs)
+                if len(sentences) >= min_sentences and sentences:
+                    found = True
+                    yield sentences
+            paragraphs = None
+            continue
+        if not line:
+            continue
+        m = _HEADING.match(line)
+        if m and m.group(1).count("=") == 1:
+            if paragraphs is not None:
+                sentences = finish(paragraphs)
+                if len(sentences) >= min_sentences and sentences:
+                    found = True
+                    yield sentences
+            paragraphs = []
+            continue
+        if paragraphs is None:
+            paragraphs = []   # text (or a section heading) before the first title
+        if not m:
+            paragraphs.append(line)
+    if paragraphs:
+        sentences = finish(paragraphs)
+        if len(sentences) >= min_sentences and sentences:
+            found = True
+            yield sentences
+    if not found:
+        raise WikiTextError(f"{path} holds no document with at least {min_sentences} sentence(s); "
+                            f"is it a text corpus?")
