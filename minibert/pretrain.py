@@ -118,7 +118,7 @@ RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokeni
 #: What a checkpoint written before a RUN_KEY existed ran with.
 RUN_KEY_DEFAULTS = {"pair_objective": "nsp", "static_pairs": True, "head_lr_scale": 1.0, "pair_loss_weight": 1.0}
 DATA_KEYS = ("train", "valid", "data_dir")   # may be given again on --resume (the data moved)
-OUTPUT_KEYS = ("log_every", "eval_every", "save_every")   # kept on --resume unless given again
+OUTPUT_KEYS = ("log_every", "eval_every", "save_every", "token_cache")   # kept on --resume unless given again
 
 
 class PretrainError(CLIError):
@@ -563,7 +563,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     started = time.time()
     out = prepare_run_folder(args.out or f"runs/{args.preset}", args.resume, args.overwrite, create=False)
     ctx.barrier()   # every process has checked the folder before the main one creates or clears it
-    for key in ("train", "valid", "data_dir", "tokenizer"):   # stored absolute: resume works from anywhere
+    for key in ("train", "valid", "data_dir", "tokenizer", "token_cache"):   # stored absolute: resume works anywhere
         setattr(args, key, absolute_path(getattr(args, key)))
 
     # ---- resume: the run's settings come from its checkpoint ---------------------------

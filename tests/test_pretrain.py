@@ -550,3 +550,19 @@ def test_every_nsp_ablation_row_is_a_pretrain_command_that_changes_something():
             changed = {k for k, v in parsed(name).items() if v != default[k]}
             assert changed, f"row {name} runs the default command"
     assert parsed("long")["max_steps"] == 3000
+
+
+def test_a_shared_token_cache_is_reused_by_the_next_run_with_the_same_stream(corpus, tmp_path, capsys, one_thread):
+    """Run 2 (another --out, run 1's tokenizer, the same --token-cache) reuses the cache and trains identically."""
+    train, valid = corpus
+    shared = tmp_path / "shared_cache"
+    args = [*TINY, "--train", str(train), "--valid", str(valid), "--max-steps", "3", "--eval-every", "100",
+            "--eval-batches", "1", "--token-cache", str(shared)]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "b"), "--tokenizer", str(tmp_path / "a" / "tokenizer")]) == 0
+    second = capsys.readouterr().out
+    assert "token cache: built" in first and "token cache: reused" in second, second
+    assert len([p for p in shared.iterdir() if p.is_dir()]) == 1
+    losses = [[r["loss"] for r in records(tmp_path / run, "train")] for run in ("a", "b")]
+    assert losses[0] == losses[1], f"losses differ: {losses}"
