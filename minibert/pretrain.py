@@ -722,7 +722,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
                 scaler.scale(loss * ctx.world_size).backward()   # DDP averages: x P gives the global sum
             step_loss += loss.item()
             window_flops += training_step_flops(config, batch["input_ids"].shape[0], batch["input_ids"].shape[1],
-                                                int(batch["mlm_labels"].ne(IGNORE_INDEX).sum()))
+                                                int(sums["mlm_count"]))
             window.add({**sums, "tokens": batch["attention_mask"].sum()})
 
         finite = torch.tensor([0.0 if math.isfinite(step_loss) else 1.0], device=device)

@@ -33,7 +33,6 @@ keys plus ``teacher_*``, ``throughput`` and ``speedup_*``),
 from __future__ import annotations
 
 import hashlib
-import random
 import statistics
 import sys
 import time
@@ -46,17 +45,15 @@ from minibert.classification_data import (ClassificationDataError, LabelMap, Voc
 from minibert.classify import ClassifierError
 from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_negative_float, non_negative_int,
                           positive_float, positive_int, run_command)
-from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
+from minibert.metrics import classification_metrics, plot_confusion_matrix
 from minibert.model import IGNORE_INDEX
-from minibert.training_utils import (MetricsLog, atomic_torch_save, pick_device, prepare_run_folder,
-                                     progress_line, set_seed, write_results)
+from minibert.training_utils import atomic_torch_save, pick_device, prepare_run_folder, set_seed, write_results
 from textcnn.augment import augment, teacher_text
 from textcnn.kd import LOSSES, student_loss
 from textcnn.model import CONV_PADDINGS, MODES
 from textcnn.predict import TextCNNClassifier
-from textcnn.data import EncodedSet, bucketed_batches, tokenize
-from textcnn.predict import predict_ids
-from textcnn.train import build_model_and_optimizer, save_model
+from textcnn.data import EncodedSet, tokenize
+from textcnn.train import build_model_and_optimizer, fit_epochs
 from textcnn.vectors import VectorsError, add_vector_arguments, vectors_for
 
 TRANSFER_FILE = "transfer_set.pt"  # the transfer set and the teacher's logits on it, cached with the run
@@ -242,52 +239,19 @@ def run(args, log=print) -> dict:
     # the batches carry each sentence's index into the transfer set where textcnn train has its label
     train_set = EncodedSet(transfer["tokens"], list(range(len(gold))), vocab)
 
-    # ---- the student
+    # ---- the student, trained to match the teacher's soft targets
     set_seed(args.seed)
-    rng = random.Random(args.seed)
     model, optimizer = build_model_and_optimizer(args, len(vocab), len(labels), vectors, device)
     config = model.config
-    min_len = max(config.window_sizes)
-
-    # ---- training: the student matches the teacher's soft targets
-    best = BestEpoch()
-    epoch_seconds = []
-    step = 0
     t_start = time.perf_counter()
-    with MetricsLog(out / "metrics.jsonl") as metrics:
-        for epoch in range(1, args.epochs + 1):
-            model.train()
-            t0 = time.perf_counter()
-            total, seen = 0.0, 0
-            for ids, lengths, index in bucketed_batches(train_set, args.batch_size, min_len, shuffle=True,
-                                                        rng=rng, bucket=args.bucket):
-                z_t, y = soft[index].to(device), gold[index].to(device)  # (B, C) teacher logits, (B,) gold or -100
-                z_s = model(ids.to(device), lengths.to(device))  # (B, C) student logits
-                loss = student_loss(args.loss, z_s, z_t, y, temperature=args.temperature, alpha=args.alpha)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                model.apply_max_norm()
-                total += loss.item() * len(index)
-                seen += len(index)
-                step += 1
-            epoch_seconds.append(time.perf_counter() - t0)
-            metrics.log("train", step, epoch=epoch, loss=total / seen, seconds=epoch_seconds[-1])
-            dev_m = classification_metrics(dev_set.labels, predict_ids(model, dev_set, device), len(labels))
-            metrics.log("dev", step, epoch=epoch, accuracy=dev_m["accuracy"], f1_macro=dev_m["f1_macro"])
-            test_m = None
-            if test_set is not None:
-                test_m = classification_metrics(test_set.labels, predict_ids(model, test_set, device), len(labels))
-                metrics.log("test", step, epoch=epoch, accuracy=test_m["accuracy"], f1_macro=test_m["f1_macro"])
-            improved = best.update(epoch, dev_m, test_m)
-            if improved:
-                save_model(out / "model.pt", model, vocab, labels)
-            fields = [f"{args.loss} loss {total / seen:.4f}", f"dev {dev_m['accuracy']:.4f}"]
-            if test_m:
-                fields.append(f"test {test_m['accuracy']:.4f}")
-            log(progress_line("epoch", epoch, args.epochs, fields, rate=epoch_seconds[-1], rate_unit="s/epoch",
-                              eta_seconds=statistics.mean(epoch_seconds) * (args.epochs - epoch),
-                              mark="*" if improved else ""))
+    soft_on_device, gold_on_device = soft.to(device), gold.to(device)
+
+    def batch_loss(z_s, index):
+        z_t, y = soft_on_device[index], gold_on_device[index]  # (B, C) teacher logits, (B,) gold or -100
+        return student_loss(args.loss, z_s, z_t, y, temperature=args.temperature, alpha=args.alpha), None
+
+    best, epoch_seconds = fit_epochs(model, optimizer, train_set, dev_set, test_set, vocab, labels, args, out,
+                                     batch_loss, device, loss_name=f"{args.loss} loss", log=log)
     train_seconds = time.perf_counter() - t_start
     labels.save(out / "labels.json")
 

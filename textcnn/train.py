@@ -80,42 +80,41 @@ def build_model_and_optimizer(args, num_words: int, num_classes: int, vectors: t
 # one training run
 
 
-def train_run(train: EncodedSet, dev: EncodedSet, test: EncodedSet | None, vocab: Vocabulary,
-              labels: LabelMap, args, out: Path, vectors: torch.Tensor | None = None,
-              tag: str = "", log=print) -> dict:
-    """Train one model, pick the epoch by dev accuracy, return (and write) its results."""
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(args.device)
-    set_seed(args.seed)
+def fit_epochs(model: TextCNN, optimizer, train: EncodedSet, dev: EncodedSet, test: EncodedSet | None,
+               vocab: Vocabulary, labels: LabelMap, args, out: Path, batch_loss, device, loss_name: str = "loss",
+               tag: str = "", log=print) -> tuple[BestEpoch, list[float]]:
+    """The epoch loop of ``textcnn train`` and ``textcnn distill``: train, evaluate, keep the best dev epoch.
+
+    Each epoch runs over ``train`` in length-bucketed batches; ``batch_loss(logits, targets)`` (logits
+    ``(B, C)``, ``targets`` the batch's ``EncodedSet`` labels on ``device``) returns the loss and the number
+    of correct training predictions (``None`` when the targets are not labels). After each step the
+    max-norm constraint is applied; after each epoch dev (and test) are scored, written to
+    ``metrics.jsonl``, and the model of a new best dev epoch is saved to ``out/model.pt``.
+    Returns the :class:`BestEpoch` and the seconds of each epoch.
+    """
     rng = random.Random(args.seed)
-    model, optimizer = build_model_and_optimizer(args, len(vocab), len(labels), vectors, device)
-    config = model.config
-    min_len = max(config.window_sizes)
-    best = BestEpoch()
-    epoch_seconds = []
-    step = 0
-    t_start = time.perf_counter()
+    min_len = max(model.config.window_sizes)
+    best, epoch_seconds, step = BestEpoch(), [], 0
     with MetricsLog(out / "metrics.jsonl") as metrics:
         for epoch in range(1, args.epochs + 1):
             model.train()
             t0 = time.perf_counter()
             total_loss, correct, seen = 0.0, 0, 0
-            for ids, lengths, y in bucketed_batches(train, args.batch_size, min_len, shuffle=True, rng=rng,
-                                                    bucket=args.bucket):
-                ids, lengths, y = ids.to(device), lengths.to(device), y.to(device)
-                logits = model(ids, lengths)
-                loss = F.cross_entropy(logits, y)
+            for ids, lengths, targets in bucketed_batches(train, args.batch_size, min_len, shuffle=True, rng=rng,
+                                                          bucket=args.bucket):
+                targets = targets.to(device)
+                loss, right = batch_loss(model(ids.to(device), lengths.to(device)), targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 model.apply_max_norm()
                 step += 1
-                total_loss += loss.item() * len(y)
-                correct += (logits.argmax(-1) == y).sum().item()
-                seen += len(y)
+                total_loss += loss.item() * len(targets)
+                correct = None if right is None else correct + right
+                seen += len(targets)
             epoch_seconds.append(time.perf_counter() - t0)
-            metrics.log("train", step, epoch=epoch, loss=total_loss / seen, accuracy=correct / seen,
-                        epoch_seconds=epoch_seconds[-1])
+            train_fields = {"loss": total_loss / seen, **({} if correct is None else {"accuracy": correct / seen})}
+            metrics.log("train", step, epoch=epoch, **train_fields, epoch_seconds=epoch_seconds[-1])
             dev_m = classification_metrics(dev.labels, predict_ids(model, dev, device), len(labels))
             metrics.log("dev", step, epoch=epoch, accuracy=dev_m["accuracy"], f1_macro=dev_m["f1_macro"])
             test_m = None
@@ -125,12 +124,34 @@ def train_run(train: EncodedSet, dev: EncodedSet, test: EncodedSet | None, vocab
             improved = best.update(epoch, dev_m, test_m)
             if improved:
                 save_model(out / "model.pt", model, vocab, labels)
-            fields = [f"loss {total_loss / seen:.4f}", f"train {correct / seen:.4f}", f"dev {dev_m['accuracy']:.4f}"]
+            fields = [f"{loss_name} {total_loss / seen:.4f}"]
+            if correct is not None:
+                fields.append(f"train {correct / seen:.4f}")
+            fields.append(f"dev {dev_m['accuracy']:.4f}")
             if test_m:
                 fields.append(f"test {test_m['accuracy']:.4f}")
             log(tag + progress_line("epoch", epoch, args.epochs, fields, rate=epoch_seconds[-1], rate_unit="s/epoch",
                                     eta_seconds=statistics.mean(epoch_seconds) * (args.epochs - epoch),
                                     mark="*" if improved else ""))
+    return best, epoch_seconds
+
+
+def train_run(train: EncodedSet, dev: EncodedSet, test: EncodedSet | None, vocab: Vocabulary,
+              labels: LabelMap, args, out: Path, vectors: torch.Tensor | None = None,
+              tag: str = "", log=print) -> dict:
+    """Train one model, pick the epoch by dev accuracy, return (and write) its results."""
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    set_seed(args.seed)
+    model, optimizer = build_model_and_optimizer(args, len(vocab), len(labels), vectors, device)
+    config = model.config
+    t_start = time.perf_counter()
+
+    def batch_loss(logits, y):
+        return F.cross_entropy(logits, y), (logits.argmax(-1) == y).sum().item()
+
+    best, epoch_seconds = fit_epochs(model, optimizer, train, dev, test, vocab, labels, args, out, batch_loss,
+                                     device, tag=tag, log=log)
     labels.save(out / "labels.json")
     results = {**best.results(), "seconds_per_epoch": statistics.mean(epoch_seconds),
                "num_trainable_parameters": model.num_parameters(trainable_only=True),
