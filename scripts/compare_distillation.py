@@ -24,9 +24,12 @@ Protocols as ``compare_classifiers.py``: SST-2 trains on ``--sst2-train``
 ``stsa.binary.test``, mean +- std over ``--seeds``; MR is ``--mr-folds``-fold
 cross-validation of ``rt-polarity.all`` (the teacher of fold $f$ is trained
 on fold $f$'s training part only). A run whose ``results.json`` exists is
-read, not rerun. ``--real-teacher RUN`` uses one existing ``minibert
+read, not rerun (refused if it trained for other epochs). Give the same
+``--out`` as ``compare_classifiers.py`` to share its runs: its ``real-full``
+and ``tiny-full`` runs are the teachers, its ``textcnn`` run is the
+TextCNN-rand row. ``--real-teacher RUN`` uses one existing ``minibert
 finetune`` run as the real teacher of every SST-2 seed (a reduced table).
-The table goes to ``--out/table.md`` and ``--out/table.json``: accuracy,
+The table goes to ``--out/distill_table.md`` and ``--out/distill_table.json``: accuracy,
 macro F1, parameters, CPU sentences/s at batch 64 (student and teacher,
 measured side by side by ``textcnn distill``), train seconds per run.
 
@@ -60,6 +63,7 @@ from minibert.classification_data import Vocabulary  # noqa: E402
 from textcnn.data import tokenize  # noqa: E402
 
 TEACHERS = ("real", "tiny")
+TABLE = "distill_table"  # not table.*: --out may be compare_classifiers.py's folder, whose runs are shared
 ROWS = (["textcnn-rand", "textcnn-static-bert", "textcnn-non-static-bert", "textcnn-multichannel-bert"]
         + [f"teacher-{t}" for t in TEACHERS]
         + [f"{loss}-{t}{aug}" for t in TEACHERS for aug in ("", "-aug") for loss in ("kd", "mse")])
@@ -122,10 +126,29 @@ def teacher_folder(task: str, name: str, model: str, args) -> Path:
     return Path(args.out) / task / f"{model}-full" / name
 
 
+def row_folder(row: str) -> str:
+    """The run folder of ``row``: TextCNN-rand is ``compare_classifiers.py``'s ``textcnn`` row (the same run)."""
+    return "textcnn" if row == "textcnn-rand" else row
+
+
+def read_existing(out: Path, row: str, args) -> dict | None:
+    """The ``results.json`` of an earlier run of ``row`` in ``out``, refused if it trained for other epochs."""
+    path = out / "results.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text(encoding="utf-8"))
+    wanted = args.aug_epochs if row.endswith("-aug") and args.aug_epochs else args.epochs
+    if row.startswith(("textcnn-", "kd-", "mse-")) and result.get("args", {}).get("epochs", wanted) != wanted:
+        raise SystemExit(f"{path} was trained for {result['args']['epochs']} epochs, this table asks for {wanted}: "
+                         f"give another --out or the same --epochs / --aug-epochs")
+    return result
+
+
 def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, args, caches) -> dict:
-    out = Path(args.out) / task / row / name
-    if (out / "results.json").exists():
-        return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    out = Path(args.out) / task / row_folder(row) / name
+    existing = read_existing(out, row, args)
+    if existing is not None:
+        return existing
     if row.startswith("teacher-"):
         model = row.split("-")[1]
         folder = teacher_folder(task, name, model, args)
@@ -168,8 +191,8 @@ def summarise(results: list[dict]) -> dict:
 def write_table(table: dict, args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.json").write_text(json.dumps({"table": table, "args": vars(args)}, indent=1) + "\n",
-                                    encoding="utf-8")
+    (out / (TABLE + ".json")).write_text(json.dumps({"table": table, "args": vars(args)}, indent=1) + "\n",
+                                       encoding="utf-8")
     lines = []
     for task, rows in table.items():
         lines += [f"**{task}**", "",
@@ -185,7 +208,7 @@ def write_table(table: dict, args) -> None:
             lines.append(f"| {LABELS[row]} | {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']}) | "
                          f"{s['f1_macro_mean']:.1f} | {params} | {speed} | {s['train_seconds_mean']:.0f} |")
         lines.append("")
-    (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / (TABLE + ".md")).write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv=None) -> int:
