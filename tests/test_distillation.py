@@ -443,3 +443,32 @@ def test_distill_refuses_a_folder_that_is_not_a_finetune_run(toy, tmp_path, caps
     code = main(["--teacher", str(toy["bert"]), "--train", str(toy["train"]), "--out", str(tmp_path / "x"), *STUDENT])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("textcnn distill: error: --teacher") and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_distillation_table_reuses_a_shared_run_only_when_its_epochs_match(tmp_path):
+    """scripts/compare_distillation.py shares compare_classifiers' --out: TextCNN-rand is its `textcnn` run,
+    read back as it is, but a run trained for other epochs than the table's is refused, not silently mixed in."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("compare_distillation", root / "scripts" / "compare_distillation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    assert module.row_folder("textcnn-rand") == "textcnn" and module.row_folder("kd-real-aug") == "kd-real-aug"
+    run = tmp_path / "sst2" / "textcnn" / "seed_0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"test_accuracy": 0.77, "args": {"epochs": 10}}))
+    args = argparse.Namespace(epochs=10, aug_epochs=5)
+    assert module.read_existing(run, "textcnn-rand", args)["test_accuracy"] == 0.77
+    assert module.read_existing(tmp_path / "missing", "textcnn-rand", args) is None
+    with pytest.raises(SystemExit, match="10 epochs, this table asks for 25"):
+        module.read_existing(run, "textcnn-rand", argparse.Namespace(epochs=25, aug_epochs=5))
+    aug = tmp_path / "sst2" / "kd-real-aug" / "seed_0"      # -aug rows are checked against --aug-epochs
+    aug.mkdir(parents=True)
+    (aug / "results.json").write_text(json.dumps({"test_accuracy": 0.81, "args": {"epochs": 5}}))
+    assert module.read_existing(aug, "kd-real-aug", args)["test_accuracy"] == 0.81
+    with pytest.raises(SystemExit):
+        module.read_existing(aug, "kd-real-aug", argparse.Namespace(epochs=10, aug_epochs=3))
