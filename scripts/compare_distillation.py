@@ -37,12 +37,13 @@ Full protocol (many hours on a 2-core CPU)::
 
     python scripts/compare_distillation.py --real runs/minilm/model --tiny runs/tiny --augment 20
 
-Reduced (what fits in about an hour)::
+Reduced (SST-2 sentences, 3 seeds; about 1.5 hours of one CPU thread after
+the teachers of ``compare_classifiers.py --rows textcnn real-full tiny-full``
+with the same ``--out``; tutorial 10)::
 
-    python scripts/compare_distillation.py --real runs/minilm/model --tasks sst2 --seeds 0 \
-        --sst2-train ../shared/data/classification/SST-2/stsa.binary.train \
-        --real-teacher runs/teacher_minilm_sst2 --epochs 10 --augment 2 \
-        --rows textcnn-rand kd-real mse-real kd-real-aug mse-real-aug teacher-real
+    python scripts/compare_distillation.py --real runs/minilm/model --tiny runs/tiny --tasks sst2 \
+        --sst2-train ../shared/data/classification/SST-2/stsa.binary.train --seeds 0 1 2 \
+        --epochs 10 --augment 4 --aug-epochs 5 --real-full-epochs 2 --threads 1 --out runs/compare_reduced
 """
 
 from __future__ import annotations
