@@ -89,8 +89,6 @@ def worker(args) -> None:
         out["pairs"] = len(create_nsp_ranges(cache.sentence_offsets, cache.document_offsets, 128, random.Random(1)))
         out["cut_s"] = time.perf_counter() - t
     else:
-        import torch
-
         from minibert.pair_ranges import RangeEpochPairs
         from minibert.pretraining_data import generator_for_epoch, iterate_batches
         from minibert.token_cache import token_cache
@@ -106,7 +104,6 @@ def worker(args) -> None:
         next(iter(iterate_batches(data, 32, generator_for_epoch(0, 0))))
         out["first_batch_s"] = time.perf_counter() - t
         out["startup_s"] = out["cache_s"] + out["pairs_s"] + out["first_batch_s"]
-        del torch
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
