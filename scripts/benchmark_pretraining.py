@@ -12,8 +12,10 @@ per-pair speed-up, transformers' step time / ours.
 What differs is only how each library computes the step:
 
 - ours decodes the vocabulary only at the masked positions (sparse MLM: 15%
-  of the real tokens instead of every position) and uses the fused
-  (single-kernel) AdamW;
+  of the real tokens instead of every position), uses the fused
+  (single-kernel) AdamW and, as ``minibert pretrain`` does on the CPU, draws
+  its dropout masks from 16 random bits per element
+  (:mod:`minibert.fast_dropout`; ``--torch-dropout`` turns that off);
 - transformers decodes every position and uses ``torch.optim.AdamW`` with
   its defaults, as a training script would.
 
@@ -46,6 +48,7 @@ import time
 import torch
 
 from minibert import hf
+from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import measure_matmul_peak, mfu, training_step_flops
 from minibert.model import BertConfig, BertForPreTraining
 
@@ -72,12 +75,14 @@ def make_batches(config: BertConfig, n: int, batch_size: int, seq_len: int, mask
     return batches
 
 
-def build(preset: str, dropout: float, seed: int = 0):
-    """(our model, transformers' model) with identical weights, our fused optimizer, theirs default."""
+def build(preset: str, dropout: float, seed: int = 0, fast_dropout: bool | None = None):
+    """(config, our model, transformers' model) with identical weights; ``fast_dropout`` None = ``FAST_DROPOUT``."""
     config = BertConfig.from_preset(preset, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     ours = BertForPreTraining(config)
     theirs = hf.to_transformers(ours, attn_implementation="sdpa")
+    if FAST_DROPOUT if fast_dropout is None else fast_dropout:
+        use_fast_dropout(ours)
     return config, ours, theirs
 
 
@@ -102,6 +107,7 @@ def their_step(model, optimizer, b) -> torch.Tensor:
     return loss
 
 
+FAST_DROPOUT = True  # False: our model uses PyTorch's dropout, like transformers (ablation)
 FUSED_ADAMW = True  # False: our model gets the same default AdamW as transformers (ablation)
 
 
@@ -172,6 +178,49 @@ def bench(preset: str, args) -> dict:
                 masked_fraction=masked, pairs=len(ratios))
 
 
+def compile_payback(preset: str, args) -> dict:
+    """Ours compiled (``torch.compile``, inductor) against ours eager, side by side: does compiling pay back?
+
+    Eager is the model as benchmarked above (fast dropout unless
+    ``--torch-dropout``); the compiled one uses PyTorch's dropout, as
+    ``minibert pretrain --compile`` does.
+
+    The compile time is the wall time of the first compiled steps (three
+    batches, so a recompile for another number of masked positions counts)
+    minus three eager steps. The steady-state step times then alternate
+    eagerly-run and compiled steps on the same batches. ``payback_steps`` is
+    how many steps the compiled model needs to earn its compile time back
+    (``None``: it is not faster, so it never does).
+    """
+    config, eager, _ = build(preset, args.dropout)
+    # as `minibert pretrain --compile` does: PyTorch's dropout, which inductor fuses with its own RNG
+    _, compiled_base, _ = build(preset, args.dropout, fast_dropout=False)
+    batches = make_batches(config, args.steps, args.batch_size, args.seq_len, args.mask_prob, seed=1)
+    opt_eager = torch.optim.AdamW(eager.parameters(), lr=1e-4, fused=True)
+    opt_compiled = torch.optim.AdamW(compiled_base.parameters(), lr=1e-4, fused=True)
+    compiled = torch.compile(compiled_base)
+    start = time.perf_counter()
+    for b in batches[:3]:
+        our_step(compiled, opt_compiled, b)
+    first_compiled = time.perf_counter() - start
+    start = time.perf_counter()
+    for b in batches[:3]:
+        our_step(eager, opt_eager, b)
+    first_eager = time.perf_counter() - start
+    times = {"eager": [], "compiled": []}
+    for r in range(args.repeats):
+        for i, b in enumerate(batches):
+            order = [("eager", eager, opt_eager), ("compiled", compiled, opt_compiled)]
+            for name, model, opt in (order if (r + i) % 2 == 0 else order[::-1]):
+                times[name].append(timed_step(our_step, model, opt, b))
+    step = {k: statistics.median(v) for k, v in times.items()}
+    compile_seconds = first_compiled - first_eager
+    saved = step["eager"] - step["compiled"]
+    return dict(preset=preset, compile_seconds=compile_seconds, eager_step=step["eager"],
+                compiled_step=step["compiled"], speedup=step["eager"] / step["compiled"],
+                payback_steps=compile_seconds / saved if saved > 0 else None)
+
+
 def profile(preset: str, args) -> None:
     """Print the most expensive operators of a few training steps of each model."""
     from torch.profiler import ProfilerActivity
@@ -230,6 +279,7 @@ def memory_child(preset: str, which: str, args) -> None:
 def measure_memory(preset: str, which: str, args) -> float:
     cmd = [sys.executable, __file__, "--preset", preset, "--_memory-child", which,
            *(["--dense-mlm"] if args.dense_mlm else []), *(["--default-adamw"] if args.default_adamw else []),
+           *(["--torch-dropout"] if args.torch_dropout else []),
            "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
            "--mask-prob", str(args.mask_prob), "--dropout", str(args.dropout), "--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
@@ -255,12 +305,18 @@ def main(argv=None) -> int:
                         help="ablation: our model decodes every position, like transformers")
     parser.add_argument("--default-adamw", action="store_true",
                         help="ablation: our model uses the default (non-fused) AdamW, like transformers")
+    parser.add_argument("--compile", action="store_true",
+                        help="instead: time our model compiled (torch.compile) against eager, side by side, with "
+                             "the compile time and the steps it needs to pay that back")
+    parser.add_argument("--torch-dropout", action="store_true",
+                        help="ablation: our model draws its dropout masks with PyTorch's bernoulli, like transformers")
     parser.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    global SPARSE_MLM, FUSED_ADAMW
+    global SPARSE_MLM, FUSED_ADAMW, FAST_DROPOUT
     SPARSE_MLM = False if args.dense_mlm else None
     FUSED_ADAMW = not args.default_adamw
+    FAST_DROPOUT = not args.torch_dropout
 
     if args.memory_child:
         memory_child(args.preset[0], args.memory_child, args)
@@ -268,10 +324,19 @@ def main(argv=None) -> int:
     print(f"# torch {torch.__version__}, {args.threads} threads, batch {args.batch_size} x {args.seq_len}, "
           f"mask {args.mask_prob}, dropout {args.dropout}, {args.steps} steps x {args.repeats} alternating repeats"
           f"{', ours with dense MLM' if args.dense_mlm else ''}"
-          f"{', ours with default AdamW' if args.default_adamw else ''}")
+          f"{', ours with default AdamW' if args.default_adamw else ''}"
+          f"{', ours with PyTorch dropout' if args.torch_dropout else ''}")
     for preset in args.preset:
         if args.profile:
             profile(preset, args)
+            continue
+        if args.compile:
+            c = compile_payback(preset, args)
+            payback = (f"pays back after {c['payback_steps']:,.0f} steps" if c["payback_steps"] is not None
+                       else "never pays back (not faster)")
+            print(f"{preset:6s} eager {args.batch_size * args.seq_len / c['eager_step']:7.0f} tok/s   compiled "
+                  f"{args.batch_size * args.seq_len / c['compiled_step']:7.0f} tok/s   speed-up {c['speedup']:.2f}x   "
+                  f"compile time {c['compile_seconds']:.1f} s: {payback}", flush=True)
             continue
         r = bench(preset, args)
         q1, _, q3 = r["ratio_q"]

@@ -566,3 +566,29 @@ def test_a_shared_token_cache_is_reused_by_the_next_run_with_the_same_stream(cor
     assert len([p for p in shared.iterdir() if p.is_dir()]) == 1
     losses = [[r["loss"] for r in records(tmp_path / run, "train")] for run in ("a", "b")]
     assert losses[0] == losses[1], f"losses differ: {losses}"
+
+
+def test_mlm_loss_weight_zero_trains_nsp_alone_and_fast_dropout_is_recorded(corpus, tmp_path):
+    """--mlm-loss-weight 0: the MLM decoder bias (no weight decay, only MLM gradient) never moves; NSP still trains.
+
+    Also: on the CPU ``--fast-dropout auto`` switches minibert.fast_dropout on, ``off`` leaves PyTorch's
+    dropout, and results.json says which.
+    """
+    from minibert.hf import load_checkpoint
+
+    train, valid = corpus
+    runs = {}
+    for name, extra in (("nsp_only", ["--mlm-loss-weight", "0"]), ("torch_dropout", ["--fast-dropout", "off"])):
+        out = tmp_path / name
+        assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "3",
+                     "--eval-batches", "1", *extra]) == 0
+        runs[name] = (out, json.loads((out / "results.json").read_text()))
+    out, results = runs["nsp_only"]
+    assert results["fast_dropout"] is True and results["args"]["fast_dropout"] == "auto"
+    assert runs["torch_dropout"][1]["fast_dropout"] is False
+    model = load_checkpoint(out / "checkpoint.pt")
+    bias = model.mlm.decoder.bias.detach()
+    assert torch.equal(bias, torch.zeros_like(bias)), "the MLM head moved without an MLM loss"
+    torch.manual_seed(7)                                  # the run's --seed: its initial weights
+    initial = type(model)(model.config)
+    assert not torch.equal(initial.nsp.weight, model.nsp.weight), "the NSP head did not train"
