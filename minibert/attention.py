@@ -38,8 +38,8 @@ def _check_mask(mask: torch.Tensor, where: str) -> None:
 
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None, dropout_p: float = 0.0,
-                                 dropout: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                                 mask: torch.Tensor | None = None,
+                                 dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Attention of every query over every key, written out step by step.
 
     $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right) V$$
@@ -60,8 +60,6 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 
     ``dropout_p > 0`` applies dropout to the weights (scaling the survivors by
     $1/(1-p)$), as BERT does during training; pass 0 in evaluation.
-    ``dropout(weights, p)`` replaces ``F.dropout`` for that (default ``None``:
-    ``F.dropout``; :mod:`minibert.fast_dropout` passes its cheaper mask).
 
     Returns ``(output, weights)``: output ``(..., T_q, d_v)`` and the weights
     actually used to mix the values, ``(..., T_q, T_k)`` (after dropout, if any).
@@ -94,7 +92,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         # A row with every key masked is softmax(-inf, ..., -inf) = 0/0 = NaN; make it 0.
         weights = weights.masked_fill(~mask, 0.0)
     if dropout_p > 0.0:
-        weights = dropout(weights, dropout_p) if dropout is not None else F.dropout(weights, p=dropout_p, training=True)
+        weights = F.dropout(weights, p=dropout_p, training=True)
     output = weights @ v  # (..., T_q, d_v)
     return output, weights
 
@@ -126,10 +124,10 @@ class MultiHeadAttention(nn.Module):
     ``attention.self.{query,key,value}`` and ``attention.output.dense``.
 
     ``dropout`` is applied to the attention weights in training mode only.
-    ``weights_dropout`` (default ``None``) is a function ``(weights, p)`` that
-    replaces PyTorch's dropout of the weights; when set (by
-    :func:`minibert.fast_dropout.use_fast_dropout`), training runs the
-    explicit path with it, since the fused kernel draws its own mask.
+    ``training_attention`` (default ``None``): a function ``(q, k, v, mask, p)
+    -> output`` that replaces the fused kernel in training when dropout is on;
+    :func:`minibert.fast_dropout.use_fast_dropout` sets it, because the fused
+    kernel draws its own dropout mask.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
@@ -144,7 +142,7 @@ class MultiHeadAttention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
         self.dropout = dropout
-        self.weights_dropout: Callable | None = None
+        self.training_attention: Callable | None = None
         self.query = nn.Linear(hidden_size, hidden_size)
         self.key = nn.Linear(hidden_size, hidden_size)
         self.value = nn.Linear(hidden_size, hidden_size)
@@ -178,10 +176,10 @@ class MultiHeadAttention(nn.Module):
         v = self._split_heads(self.value(x))  # (B, H, T, d)
         p = self.dropout if self.training else 0.0
 
-        if return_weights or (p > 0.0 and self.weights_dropout is not None):
-            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p,
-                                                      dropout=self.weights_dropout)  # (B, H, T, d)
-            weights = weights if return_weights else None
+        if return_weights:
+            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)  # (B, H, T, d)
+        elif p > 0.0 and self.training_attention is not None:
+            y, weights = self.training_attention(q, k, v, mask, p), None                # (B, H, T, d)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, d)
             if mask is not None:

@@ -29,8 +29,8 @@ swaps the dropouts of a built model in place:
 
 * every ``nn.Dropout`` becomes a :class:`FastDropout` with the same $p$;
 * every :class:`~minibert.attention.MultiHeadAttention` computes its
-  attention in training through the explicit path with this dropout on the
-  weights (the fused kernel draws its own mask and cannot take ours).
+  attention in training with :func:`attention_with_fast_dropout` (the fused
+  kernel draws its own mask and cannot take ours).
 
 On a GPU, PyTorch's dropout is already one fused kernel and this switch buys
 nothing; ``minibert pretrain --fast-dropout auto`` (the default) turns it on
@@ -39,12 +39,15 @@ for the CPU only.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from minibert.attention import MultiHeadAttention
 
-__all__ = ["drop_count", "fast_dropout", "FastDropout", "use_fast_dropout", "uses_fast_dropout"]
+__all__ = ["drop_count", "keep_mask", "fast_dropout", "FastDropout", "attention_with_fast_dropout",
+           "use_fast_dropout", "uses_fast_dropout"]
 
 LANES = 65536   # values of one 16-bit lane
 
@@ -73,31 +76,19 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device | str = "cpu",
     return lanes >= d - LANES // 2, LANES / (LANES - d)
 
 
-class _MaskAndScale(torch.autograd.Function):
-    """$y = m \\odot x \\cdot s$ and $\\partial L/\\partial x = m \\odot \\partial L/\\partial y \\cdot s$, saving only $m$ (1 byte per element)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(keep)
-        ctx.scale = scale
-        # aten's dropout backward is exactly grad * mask * scale, in one pass: reuse it both ways.
-        return torch.ops.aten.native_dropout_backward(x, keep, scale)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (keep,) = ctx.saved_tensors
-        return torch.ops.aten.native_dropout_backward(grad, keep, ctx.scale), None, None
-
-
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     r"""$\mathrm{Dropout}'(x)$ (module docstring): drop with probability $p' = \mathrm{round}(65536 p)/65536$.
 
+    The mask is made once as floats, $m_i / (1 - p')$, so the forward pass and
+    autograd's backward pass ($\partial L/\partial x_i = m_i\,\partial L/\partial y_i / (1-p')$)
+    are one multiplication each; the saved mask costs 4 bytes per element
+    (PyTorch's dropout saves 1), which the CPU's memory easily holds.
     Identity when ``training`` is False or $p = 0$, like ``F.dropout``.
     """
     if not training or p == 0.0:
         return x
     keep, scale = keep_mask(x.shape, p, x.device)
-    return _MaskAndScale.apply(x, keep, scale)
+    return x * torch.where(keep, scale, 0.0).to(x.dtype)
 
 
 class FastDropout(nn.Dropout):
@@ -105,6 +96,41 @@ class FastDropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fast_dropout(x, self.p, self.training)
+
+
+def attention_with_fast_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                                p: float) -> torch.Tensor:
+    r"""Training attention $\mathrm{Dropout}'\bigl(\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)\bigr)\,V$.
+
+    The numbers of :func:`minibert.attention.scaled_dot_product_attention`
+    with :func:`fast_dropout` on the weights (``tests/test_fast_dropout.py``
+    checks them and their gradients), written for speed: the scale and the
+    mask are applied inside the matrix product (``torch.baddbmm``), the
+    dropout mask is one multiplication, and the fix for
+    query rows with no key to attend to (their weights would be NaN; they
+    are set to 0) runs only when the mask has such a row. ``q``, ``k``, ``v``
+    ``(B, H, T, d)``; ``mask`` boolean, broadcastable, True = may attend.
+    Returns the output ``(B, H, T, d)``. (The check for such rows reads one
+    boolean from the device, which on a GPU waits for it: a CPU function.)
+    """
+    *batch, T_q, d_k = q.shape
+    T_k = k.shape[-2]
+    q3, k3 = q.reshape(-1, T_q, d_k), k.reshape(-1, T_k, d_k)                       # (B*H, T, d)
+    scale = 1.0 / math.sqrt(d_k)
+    every_row_has_a_key = mask is None or bool(mask.any(dim=-1).all())
+    if mask is not None and every_row_has_a_key:
+        # M as an additive bias (0 or -inf), added inside the matrix product: baddbmm = M + scale * Q K^T
+        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+        bias = bias.expand(*batch, bias.shape[-2], T_k).reshape(-1, bias.shape[-2], T_k)   # (B*H, 1 or T, T)
+        scores = torch.baddbmm(bias, q3, k3.transpose(1, 2), alpha=scale).view(*batch, T_q, T_k)
+    else:
+        scores = torch.bmm(q3, k3.transpose(1, 2)).mul_(scale).view(*batch, T_q, T_k)
+        if mask is not None:   # masked_fill (not a bias) so that no gradient reaches the hidden scores
+            scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)                                        # (B, H, T, T)
+    if not every_row_has_a_key:                                                    # softmax(-inf, ...) = NaN -> 0
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    return fast_dropout(weights, p) @ v
 
 
 def use_fast_dropout(model: nn.Module) -> nn.Module:
@@ -118,11 +144,11 @@ def use_fast_dropout(model: nn.Module) -> nn.Module:
             if type(child) is nn.Dropout:
                 setattr(module, name, FastDropout(child.p).train(child.training))   # keep the train/eval mode
         if isinstance(module, MultiHeadAttention):
-            module.weights_dropout = fast_dropout
+            module.training_attention = attention_with_fast_dropout
     return model
 
 
 def uses_fast_dropout(model: nn.Module) -> bool:
     """True when :func:`use_fast_dropout` has been applied to ``model``."""
     return any(isinstance(m, FastDropout) for m in model.modules()) or any(
-        isinstance(m, MultiHeadAttention) and m.weights_dropout is not None for m in model.modules())
+        isinstance(m, MultiHeadAttention) and m.training_attention is not None for m in model.modules())

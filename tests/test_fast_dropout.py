@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from minibert.attention import MultiHeadAttention, padding_mask
-from minibert.fast_dropout import FastDropout, drop_count, fast_dropout, keep_mask, use_fast_dropout, uses_fast_dropout
+from minibert.attention import MultiHeadAttention, padding_mask, scaled_dot_product_attention
+from minibert.fast_dropout import (FastDropout, attention_with_fast_dropout, drop_count, fast_dropout, keep_mask,
+                                   use_fast_dropout, uses_fast_dropout)
 from minibert.model import BertConfig, BertForPreTraining
 
 
@@ -122,24 +123,57 @@ def test_without_dropout_the_swapped_model_trains_identically():
         assert torch.equal(a.grad, b.grad), name
 
 
-def test_attention_routes_its_weights_through_the_given_dropout():
-    """With ``weights_dropout`` set, training uses softmax(QK^T/sqrt(d) + M) -> that dropout -> @ V."""
+def _reference_attention(q, k, v, mask, keep, scale):
+    """The tutorial formula with a given dropout mask: (softmax(QK^T/sqrt(d) + M), rows with no key -> 0) * m * s @ V."""
+    _, weights = scaled_dot_product_attention(q, k, v, mask=mask)            # no dropout: the formula's weights
+    return (weights * keep * scale) @ v
+
+
+@pytest.mark.parametrize("fully_masked_row", [False, True])
+def test_training_attention_is_the_formula_with_the_fast_mask(fully_masked_row):
+    """attention_with_fast_dropout = the explicit formula with keep_mask's mask, output and gradients (<= 1e-6)."""
+    torch.manual_seed(6)
+    q, k, v = (torch.randn(3, 2, 7, 8, requires_grad=True) for _ in range(3))
+    attention_mask = torch.ones(3, 7, dtype=torch.long)
+    attention_mask[0, 5:] = 0
+    mask = padding_mask(attention_mask)                                       # (3, 1, 1, 7)
+    if fully_masked_row:
+        mask = mask.expand(3, 1, 7, 7).clone()
+        mask[1, 0, 2] = False                                                 # query 2 of sequence 1 sees nothing
+    torch.manual_seed(11)
+    y = attention_with_fast_dropout(q, k, v, mask, 0.3)
+    torch.manual_seed(11)
+    keep, scale = keep_mask(torch.Size([3, 2, 7, 7]), 0.3)
+    q2, k2, v2 = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    expected = _reference_attention(q2, k2, v2, mask, keep, scale)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
+    if fully_masked_row:
+        assert torch.equal(y[1, :, 2], torch.zeros_like(y[1, :, 2]))
+    g = torch.randn_like(y)
+    y.backward(g)
+    expected.backward(g)
+    for a, b in ((q, q2), (k, k2), (v, v2)):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-6)
+
+
+def test_multi_head_attention_calls_its_training_attention_only_in_training():
+    """``training_attention`` gets (q, k, v, mask, p) in training with dropout; eval uses the fused kernel."""
     torch.manual_seed(5)
     mha = MultiHeadAttention(16, 2, dropout=0.25).train()
     seen = []
 
-    def halve(weights, p):                      # a deterministic stand-in that records what it got
-        seen.append((weights.shape, p))
-        return weights * 0.5
+    def plain(q, k, v, mask, p):                 # a deterministic stand-in that records what it got
+        seen.append((tuple(q.shape), p))
+        return scaled_dot_product_attention(q, k, v, mask=mask)[0] * 0.5
 
-    mha.weights_dropout = halve
+    mha.training_attention = plain
     x = torch.randn(2, 5, 16)
     mask = padding_mask(torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))
     y, weights = mha(x, mask=mask)
-    assert weights is None and seen == [((2, 2, 5, 5), 0.25)]
+    assert weights is None and seen == [((2, 2, 5, 8), 0.25)]
     with torch.no_grad():
-        mha.eval()
-        y_eval, _ = mha(x, mask=mask)           # eval: no dropout at all, the fused kernel
-    # halving every weight halves the mix of the values, before the output projection's bias
-    b = mha.output.bias
+        y_eval, _ = mha.eval()(x, mask=mask)
+    assert len(seen) == 1, "eval mode must not call the training attention"
+    b = mha.output.bias                          # halving the mix of the values halves the output before its bias
     torch.testing.assert_close(y - b, (y_eval - b) * 0.5, rtol=1e-5, atol=1e-6)
