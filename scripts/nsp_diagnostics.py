@@ -30,10 +30,21 @@ r"""Two checks of why NSP is (not) learned by a pretraining run: is the task sol
    first and at the majority label on the second has learned NSP for its
    training articles, not the general rule.
 
+4. **The training batches** (``--batches STEPS``; reads the run's settings,
+   ``tokenizer/``, token cache and ``metrics.jsonl``, not its weights). The first
+   ``STEPS`` batches of the run's own training stream, rebuilt exactly as
+   ``minibert pretrain`` served them: the overlap score's AUC on their rows
+   ("follows" above "random": are the labels right and the task present in
+   what the model trains on?), the fraction of "random" labels in each
+   logging window, and in how many windows the logged training NSP accuracy
+   equals that fraction or its complement -- the signature of a model that
+   answers the same label for every pair of the window.
+
 Usage::
 
     python scripts/nsp_diagnostics.py runs/tiny                  # a finished minibert pretrain run
     python scripts/nsp_diagnostics.py runs/q_dyn runs/tiny --json out.json   # several runs side by side
+    python scripts/nsp_diagnostics.py runs/tiny --batches 500    # also check 4 on the first 500 steps
 """
 
 from __future__ import annotations
@@ -144,6 +155,57 @@ def diagnose(run: Path) -> dict:
 
 
 @torch.no_grad()
+def training_batches_check(run: Path, steps: int) -> dict:
+    """Check 4 of the module docstring on the first ``steps`` training batches of ``run``."""
+    from minibert.pair_ranges import RangeEpochPairs
+    from minibert.pretrain import training_stream
+    from minibert.token_cache import token_cache
+    from minibert.training_utils import Distributed
+
+    args = run_settings(run)
+    tokenizer = load_tokenizer(run / "tokenizer")
+    cache, _ = token_cache(Path(args.token_cache) if args.token_cache else run / "token_cache", Path(args.train),
+                           tokenizer, run / "tokenizer")
+    pairs = RangeEpochPairs(cache, tokenizer, args.seq_len, args.seed, args.mlm_probability, args.whole_word_mask,
+                            args.pair_objective, dynamic=not args.static_pairs, store=cache.folder)
+    stream = training_stream(pairs, args.batch_size * args.grad_accum, args.seed, 0, 0, Distributed())
+    special = set(tokenizer.special_ids)
+    rows, labels = [], []
+    for _ in range(steps):
+        _, _, batch = next(stream)
+        ids = torch.where(batch["mlm_labels"] != -100, batch["mlm_labels"], batch["input_ids"])   # unmasked
+        for r in range(ids.shape[0]):
+            real = batch["attention_mask"][r].bool()
+            a = set(ids[r][real & (batch["token_type_ids"][r] == 0)].tolist()) - special
+            b = set(ids[r][real & (batch["token_type_ids"][r] == 1)].tolist()) - special
+            rows.append((a, b))
+            labels.append(int(batch["nsp_labels"][r]))
+    df = collections.Counter(w for a, b in rows for w in a | b)
+    n = len(rows)
+    scores = torch.tensor([sum(math.log(n / (1 + df[w])) for w in a & b) / math.sqrt(1 + len(a) * len(b))
+                           for a, b in rows], dtype=torch.float64)
+    y = torch.tensor(labels)
+    follows, random_ = scores[y == 0], scores[y == 1]
+    auc = float((follows[:, None] > random_[None, :]).double().mean()
+                + 0.5 * (follows[:, None] == random_[None, :]).double().mean())
+    results_file = run / "results.json"
+    every = (json.loads(results_file.read_text())["args"].get("log_every", args.log_every)
+             if results_file.is_file() else args.log_every)
+    rows_per_step = args.batch_size * args.grad_accum
+    logged = {r["step"]: r["nsp_accuracy"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+              if r.get("split") == "train" and "nsp_accuracy" in r}
+    windows, constant = [], 0
+    for end in range(every, steps + 1, every):
+        fraction = float(y[(end - every) * rows_per_step:end * rows_per_step].double().mean())
+        accuracy = logged.get(end)
+        same = accuracy is not None and min(abs(accuracy - fraction), abs(accuracy - (1 - fraction))) < 1e-9
+        constant += same
+        windows.append({"step": end, "random_fraction": fraction, "logged_train_nsp_accuracy": accuracy,
+                        "one_label_answered": same})
+    return {"batch_rows": n, "random_fraction": float(y.double().mean()), "overlap_auc": auc,
+            "windows": windows, "windows_answering_one_label": constant}
+
+
 def nsp_accuracy(model, batches: list[dict], rows: int) -> float:
     """NSP accuracy of ``model`` (eval mode) on the first ``rows`` pairs of ``batches``."""
     was_training = model.training
@@ -166,10 +228,28 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="output folders of minibert pretrain runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the results (a list, one per run) here")
+    parser.add_argument("--batches", type=int, default=0, metavar="STEPS",
+                        help="also rebuild the first STEPS training batches and check their labels (check 4)")
+    parser.add_argument("--batches-only", action="store_true", help="only check 4 (skips checks 1-3)")
     options = parser.parse_args(argv)
+    if options.batches_only and options.batches <= 0:
+        parser.error("--batches-only needs --batches STEPS")
     results = []
     for run in options.runs:
+        if options.batches > 0:
+            check = training_batches_check(run, options.batches)
+            windows = check["windows"]
+            print(f"{run}: first {options.batches} training steps ({check['batch_rows']:,} rows): "
+                  f"{100 * check['random_fraction']:.1f}% 'random'; overlap AUC {check['overlap_auc']:.3f} "
+                  f"('follows' scores above 'random'); the logged train NSP accuracy equals the label mix in "
+                  f"{check['windows_answering_one_label']} of {len(windows)} logging windows (one label answered)")
+            print("  'random' fraction per window: " + " ".join(f"{w['random_fraction']:.2f}" for w in windows))
+            if options.batches_only:
+                results.append({"run": str(run), "batches": check})
+                continue
         result = diagnose(run)
+        if options.batches > 0:
+            result["batches"] = check
         results.append(result)
         print(f"{run}: bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the "
               f"{result['train_pairs']:,} training pairs (threshold chosen there), "
