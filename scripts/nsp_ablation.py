@@ -51,6 +51,7 @@ ROWS = {
     "nsp-weight-5": ("NSP loss weighted 5x: L = L_mlm + 5 L_nsp", ["--pair-loss-weight", "5"]),
     "nsp-only": ("NSP alone, no MLM loss: L = L_nsp (a diagnostic)", ["--mlm-loss-weight", "0"]),
     "nsp-only-lr-5e-4": ("NSP alone at peak learning rate 5e-4", ["--mlm-loss-weight", "0", "--lr", "5e-4"]),
+    "nsp-only-lr-2e-4": ("NSP alone at peak learning rate 2e-4", ["--mlm-loss-weight", "0", "--lr", "2e-4"]),
     "lr-5e-4": ("peak learning rate 5e-4", ["--lr", "5e-4"]),
     "no-dropout": ("dropout 0 (hidden and attention)",
                    ["--set", "hidden_dropout_prob=0", "--set", "attention_probs_dropout_prob=0"]),

@@ -25,7 +25,7 @@ def test_drop_count_is_round_65536_p():
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
-def test_each_of_the_four_lanes_drops_p_of_its_elements(p):
+def test_each_of_the_four_lanes_drops_p_of_its_elements(lib, p):
     """Every 16-bit lane of the 64-bit words is uniform: each lane alone drops p' within 5 sigma.
 
     (A word drawn from [0, 2^63) only would leave the top lane's sign bit at 0 and that lane would
@@ -33,7 +33,8 @@ def test_each_of_the_four_lanes_drops_p_of_its_elements(p):
     """
     torch.manual_seed(0)
     n = 4 * 250_000
-    keep, scale = keep_mask(torch.Size([n]), p)
+    keep, scale = lib.keep_mask(torch.Size([n]), p)
+    assert keep.dtype == torch.bool and keep.shape == (n,)
     p_eff = drop_count(p) / 65536
     assert scale == pytest.approx(1 / (1 - p_eff), rel=1e-12)
     sigma = math.sqrt(p_eff * (1 - p_eff) / (n // 4))
@@ -65,15 +66,19 @@ def test_gradient_is_the_same_mask_and_scale():
     torch.testing.assert_close(x.grad, expected, rtol=1e-6, atol=0)
 
 
-def test_seeded_masks_repeat_and_differ_between_seeds():
+def test_seeded_masks_repeat_differ_between_seeds_and_keep_the_shape(lib):
+    """The mask comes from torch's default generator: the same seed, the same mask; any shape, odd sizes too."""
     torch.manual_seed(3)
-    a = keep_mask(torch.Size([10_000]), 0.1)[0]
+    a = lib.keep_mask(torch.Size([3, 7, 11]), 0.1)[0]
     torch.manual_seed(3)
-    b = keep_mask(torch.Size([10_000]), 0.1)[0]
+    b = lib.keep_mask(torch.Size([3, 7, 11]), 0.1)[0]
     torch.manual_seed(4)
-    c = keep_mask(torch.Size([10_000]), 0.1)[0]
+    c = lib.keep_mask(torch.Size([3, 7, 11]), 0.1)[0]
+    assert a.shape == (3, 7, 11)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+    with pytest.raises(ValueError):
+        lib.keep_mask(torch.Size([4]), 1.0)
 
 
 def test_identity_in_eval_mode_and_at_p_zero():
