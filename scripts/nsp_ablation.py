@@ -136,7 +136,9 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for r in rows:
         steps, accuracy = zip(*r["curve"])
-        ax.plot(steps, accuracy, marker="o", markersize=3, label=r["row"])
+        same_name = sum(other["row"] == r["row"] for other in rows) > 1
+        ax.plot(steps, accuracy, marker="o", markersize=3,
+                label=f"{r['row']} ({r['steps']} steps)" if same_name else r["row"])
     ax.axhline(0.65, color="grey", linestyle="--", linewidth=1, label="target 0.65")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("valid NSP accuracy (1,600 pairs of wiki.test.raw)")
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     parser.add_argument("--also", nargs="+", type=Path, default=[],
                         help="earlier ablation --out folders whose rows (their rows.json) join the table and the "
-                             "figure, for rows run at another time; a row of --out wins over one of the same name")
+                             "figure, for rows run at another time; a row of --out wins over one of the same name "
+                             "and step budget")
     args = parser.parse_args(argv)
     if args.list:
         for name, (what, extra) in ROWS.items():
@@ -193,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     baseline = load_unigram_baseline()
     rows = [summarise(n, out / n, baseline) for n in names if (out / n / "results.json").is_file()]
-    for earlier in args.also:
-        have = {r["row"] for r in rows}
-        rows += [r for r in json.loads((earlier / "rows.json").read_text(encoding="utf-8")) if r["row"] not in have]
-    rows.sort(key=lambda r: list(ROWS).index(r["row"]))
+    for earlier in args.also:   # a row run again with another step budget is another row
+        have = {(r["row"], r["steps"]) for r in rows}
+        rows += [r for r in json.loads((earlier / "rows.json").read_text(encoding="utf-8"))
+                 if (r["row"], r["steps"]) not in have]
+    rows.sort(key=lambda r: (list(ROWS).index(r["row"]), r["steps"]))
     (out / "table.md").write_text(markdown_table(rows), encoding="utf-8")
     (out / "rows.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     plot(rows, out / "nsp_curves.png")
