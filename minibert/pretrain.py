@@ -671,7 +671,8 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     say(f"model: {args.preset} ({config.num_hidden_layers} layers, hidden {config.hidden_size}, "
         f"{config.num_attention_heads} heads, vocab {config.vocab_size}), {n_params:,} parameters; "
         f"device {device}, precision {precision}, {ctx.world_size} process(es), "
-        f"global batch {global_batch} x {args.seq_len} tokens")
+        f"global batch {global_batch} x {args.seq_len} tokens; dropout masks "
+        f"{'16-bit (--fast-dropout)' if fast_dropout else 'from PyTorch'}")
     # the matmul limit of this machine on this model's shapes: MFU = achieved matmul FLOP/s / this
     peak_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     # its random matrices must not consume the training RNG: a resumed run restores that state just above
