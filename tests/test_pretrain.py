@@ -592,3 +592,42 @@ def test_mlm_loss_weight_zero_trains_nsp_alone_and_fast_dropout_is_recorded(corp
     torch.manual_seed(7)                                  # the run's --seed: its initial weights
     initial = type(model)(model.config)
     assert not torch.equal(initial.nsp.weight, model.nsp.weight), "the NSP head did not train"
+
+
+def test_nsp_diagnostics_rebuilds_the_batches_the_run_trained_on(corpus, tmp_path, monkeypatch):
+    """scripts/nsp_diagnostics.py --batches: its 'random' fraction per logging window is that of the real batches.
+
+    The run's own training forward passes record their NSP labels; the script rebuilds the stream from the
+    run folder alone and must find the same label mix in every window, and mark a window "one label answered"
+    exactly when the logged accuracy equals that mix or its complement.
+    """
+    import importlib.util
+
+    import minibert.pretrain as pretrain
+
+    train, valid = corpus
+    out = tmp_path / "diag"
+    forward, seen = pretrain.pretraining_sums, []
+
+    def record(model, batch):
+        if model.training:
+            seen.append(batch["nsp_labels"].clone())
+        return forward(model, batch)
+
+    monkeypatch.setattr(pretrain, "pretraining_sums", record)
+    assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "6",
+                 "--log-every", "2", "--eval-batches", "1"]) == 0
+    monkeypatch.setattr(pretrain, "pretraining_sums", forward)
+    spec = importlib.util.spec_from_file_location("nsp_diagnostics", ROOT / "scripts" / "nsp_diagnostics.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    check = module.training_batches_check(out, 6)
+    assert check["batch_rows"] == 6 * 8
+    assert [w["step"] for w in check["windows"]] == [2, 4, 6]
+    for i, window in enumerate(check["windows"]):
+        labels = torch.cat(seen[2 * i:2 * i + 2]).double()
+        assert window["random_fraction"] == pytest.approx(float(labels.mean()), abs=1e-12), (i, window)
+        accuracy = window["logged_train_nsp_accuracy"]
+        mix = window["random_fraction"]
+        assert window["one_label_answered"] == (min(abs(accuracy - mix), abs(accuracy - 1 + mix)) < 1e-9)
+    assert 0.0 <= check["overlap_auc"] <= 1.0
