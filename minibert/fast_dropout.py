@@ -47,7 +47,7 @@ from torch import nn
 from minibert.attention import MultiHeadAttention
 
 __all__ = ["drop_count", "keep_mask", "fast_dropout", "FastDropout", "attention_with_fast_dropout",
-           "use_fast_dropout", "uses_fast_dropout"]
+           "use_fast_dropout"]
 
 LANES = 65536   # values of one 16-bit lane
 
@@ -67,9 +67,7 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device | str = "cpu",
     int16 lanes in $[-32768, 32767]$; lane $u - 32768 \ge d - 32768$ keeps.
     """
     d = drop_count(p)
-    n = 1
-    for size in shape:
-        n *= size
+    n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
     words.random_(-2 ** 63, None, generator=generator)      # every one of the 2^64 bit patterns
     lanes = words.view(torch.int16)[:n].view(shape)          # (shape) uniform on [-32768, 32767]
@@ -147,8 +145,3 @@ def use_fast_dropout(model: nn.Module) -> nn.Module:
             module.training_attention = attention_with_fast_dropout
     return model
 
-
-def uses_fast_dropout(model: nn.Module) -> bool:
-    """True when :func:`use_fast_dropout` has been applied to ``model``."""
-    return any(isinstance(m, FastDropout) for m in model.modules()) or any(
-        isinstance(m, MultiHeadAttention) and m.training_attention is not None for m in model.modules())

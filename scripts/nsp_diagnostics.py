@@ -75,14 +75,15 @@ def segment_sets(dataset, row: int) -> tuple[set, set]:
     return a, b
 
 
+def pair_score(a: set, b: set, df: collections.Counter, n_pairs: int) -> float:
+    """$s(A, B)$ of the module docstring: idf-weighted overlap of two piece sets."""
+    return sum(math.log(n_pairs / (1 + df[w])) for w in a & b) / math.sqrt(1 + len(a) * len(b))
+
+
 def overlap_scores(dataset, df: collections.Counter, n_pairs: int) -> torch.Tensor:
     """$s(A, B)$ of every pair of ``dataset`` (see the module docstring), shape (N,)."""
-    scores = []
-    for row in range(len(dataset)):
-        a, b = segment_sets(dataset, row)
-        shared = sum(math.log(n_pairs / (1 + df[w])) for w in a & b)
-        scores.append(shared / math.sqrt(1 + len(a) * len(b)))
-    return torch.tensor(scores, dtype=torch.float64)
+    return torch.tensor([pair_score(*segment_sets(dataset, row), df, n_pairs) for row in range(len(dataset))],
+                        dtype=torch.float64)
 
 
 def best_threshold(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -157,21 +158,23 @@ def diagnose(run: Path) -> dict:
 @torch.no_grad()
 def training_batches_check(run: Path, steps: int) -> dict:
     """Check 4 of the module docstring on the first ``steps`` training batches of ``run``."""
-    from minibert.pair_ranges import RangeEpochPairs
-    from minibert.pretrain import training_stream
+    from minibert.pretrain import token_cache_folder, training_pairs, training_stream
     from minibert.token_cache import token_cache
     from minibert.training_utils import Distributed
 
     args = run_settings(run)
+    results_file = run / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    recorded, world_size = results.get("args", {}), results.get("world_size", 1)
+    args.token_cache = recorded.get("token_cache", args.token_cache)
     tokenizer = load_tokenizer(run / "tokenizer")
-    cache, _ = token_cache(Path(args.token_cache) if args.token_cache else run / "token_cache", Path(args.train),
-                           tokenizer, run / "tokenizer")
-    pairs = RangeEpochPairs(cache, tokenizer, args.seq_len, args.seed, args.mlm_probability, args.whole_word_mask,
-                            args.pair_objective, dynamic=not args.static_pairs, store=cache.folder)
-    stream = training_stream(pairs, args.batch_size * args.grad_accum, args.seed, 0, 0, Distributed())
+    cache, _ = token_cache(token_cache_folder(args, run), Path(args.train), tokenizer, run / "tokenizer")
+    # as minibert pretrain: the stream serves global micro-batches, --grad-accum of them per step
+    micro = args.batch_size * world_size
+    stream = training_stream(training_pairs(args, cache, tokenizer), micro, args.seed, 0, 0, Distributed())
     special = set(tokenizer.special_ids)
     rows, labels = [], []
-    for _ in range(steps):
+    for _ in range(steps * args.grad_accum):
         _, _, batch = next(stream)
         ids = torch.where(batch["mlm_labels"] != -100, batch["mlm_labels"], batch["input_ids"])   # unmasked
         for r in range(ids.shape[0]):
@@ -182,16 +185,13 @@ def training_batches_check(run: Path, steps: int) -> dict:
             labels.append(int(batch["nsp_labels"][r]))
     df = collections.Counter(w for a, b in rows for w in a | b)
     n = len(rows)
-    scores = torch.tensor([sum(math.log(n / (1 + df[w])) for w in a & b) / math.sqrt(1 + len(a) * len(b))
-                           for a, b in rows], dtype=torch.float64)
+    scores = torch.tensor([pair_score(a, b, df, n) for a, b in rows], dtype=torch.float64)
     y = torch.tensor(labels)
     follows, random_ = scores[y == 0], scores[y == 1]
     auc = float((follows[:, None] > random_[None, :]).double().mean()
                 + 0.5 * (follows[:, None] == random_[None, :]).double().mean())
-    results_file = run / "results.json"
-    every = (json.loads(results_file.read_text())["args"].get("log_every", args.log_every)
-             if results_file.is_file() else args.log_every)
-    rows_per_step = args.batch_size * args.grad_accum
+    every = recorded.get("log_every", args.log_every)
+    rows_per_step = micro * args.grad_accum
     logged = {r["step"]: r["nsp_accuracy"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
               if r.get("split") == "train" and "nsp_accuracy" in r}
     windows, constant = [], 0

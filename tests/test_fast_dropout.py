@@ -7,7 +7,7 @@ import torch
 
 from minibert.attention import MultiHeadAttention, padding_mask, scaled_dot_product_attention
 from minibert.fast_dropout import (FastDropout, attention_with_fast_dropout, drop_count, fast_dropout, keep_mask,
-                                   use_fast_dropout, uses_fast_dropout)
+                                   use_fast_dropout)
 from minibert.model import BertConfig, BertForPreTraining
 
 
@@ -104,7 +104,8 @@ def test_use_fast_dropout_keeps_parameters_and_eval_outputs():
     before = model(ids)["mlm_logits"]
     state = {k: v.clone() for k, v in model.state_dict().items()}
     use_fast_dropout(model)
-    assert uses_fast_dropout(model)
+    assert all(m.training_attention is attention_with_fast_dropout
+               for m in model.modules() if isinstance(m, MultiHeadAttention))
     assert not any(type(m) is torch.nn.Dropout for m in model.modules())
     assert [m.p for m in model.modules() if isinstance(m, FastDropout)] == [0.1] * 3   # embeddings + one per layer (used twice)
     assert state.keys() == model.state_dict().keys()
