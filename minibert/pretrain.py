@@ -385,11 +385,16 @@ def pretraining_sums(model, batch: dict) -> dict:
 STAT_KEYS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
 
 
-def pretraining_metrics(sums: dict) -> dict:
-    """Means from summed statistics: ``loss`` = MLM + NSP loss, the two losses, and the two accuracies."""
+def pretraining_metrics(sums: dict, mlm_weight: float = 1.0, pair_weight: float = 1.0) -> dict:
+    """Means from summed statistics: the two losses, the two accuracies, and ``loss``.
+
+    ``loss`` = mu L_mlm + lambda L_nsp with the run's weights (``mlm_weight``
+    mu, ``pair_weight`` lambda; both 1 by default): the objective the step
+    minimised, so a run with ``--pair-loss-weight 0`` shows its MLM loss there.
+    """
     mlm_loss = sums["mlm_loss_sum"] / max(sums["mlm_count"], 1)
     nsp_loss = sums["nsp_loss_sum"] / max(sums["nsp_count"], 1)
-    return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
+    return {"loss": mlm_weight * mlm_loss + pair_weight * nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
             "mlm_accuracy": sums["mlm_correct"] / max(sums["mlm_count"], 1),
             "nsp_accuracy": sums["nsp_correct"] / max(sums["nsp_count"], 1)}
 
@@ -770,7 +775,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
             tokens_seen += int(w["tokens"])
             tps = int(w["tokens"]) / max(window_time, 1e-9)
             eta = (args.max_steps - step) * window_time / max(step - window_start_step, 1)
-            train = pretraining_metrics(w)
+            train = pretraining_metrics(w, args.mlm_loss_weight, args.pair_loss_weight)
             step_mfu = mfu(window_flops, max(window_time, 1e-9), peak)
             run_flops, run_seconds = run_flops + window_flops, run_seconds + window_time
             metrics.log("train", step, epoch=epoch, loss=train["loss"], mlm_loss=train["mlm_loss"],

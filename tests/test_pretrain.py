@@ -468,7 +468,10 @@ def test_the_training_stream_resumed_in_a_later_epoch_serves_that_epochs_fresh_p
 
 
 def test_the_run_logs_train_nsp_accuracy_and_trains_sop_with_scaled_head_lr(corpus, tmp_path):
-    """--pair-objective sop --head-lr-scale 4 --pair-loss-weight 2: train records carry nsp_accuracy; head lr x4."""
+    """--pair-objective sop --head-lr-scale 4 --pair-loss-weight 2: train records carry nsp_accuracy; head lr x4.
+
+    The logged ``loss`` is the weighted objective L_mlm + 2 L_sop, not the plain sum of the two.
+    """
     train, valid = corpus
     out = tmp_path / "sop"
     assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "3",
@@ -476,6 +479,8 @@ def test_the_run_logs_train_nsp_accuracy_and_trains_sop_with_scaled_head_lr(corp
                  "--pair-loss-weight", "2"]) == 0
     train_records = records(out, "train")
     assert all(0.0 <= r["nsp_accuracy"] <= 1.0 for r in train_records), train_records
+    for r in train_records:
+        assert r["loss"] == pytest.approx(r["mlm_loss"] + 2 * r["nsp_loss"], rel=1e-9), r
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert checkpoint["args"]["pair_objective"] == "sop"
     scales = sorted({g["lr_scale"] for g in checkpoint["optimizer"]["param_groups"]})
@@ -584,6 +589,8 @@ def test_mlm_loss_weight_zero_trains_nsp_alone_and_fast_dropout_is_recorded(corp
                      "--eval-batches", "1", *extra]) == 0
         runs[name] = (out, json.loads((out / "results.json").read_text()))
     out, results = runs["nsp_only"]
+    for r in records(out, "train"):                       # the logged loss is the objective: NSP alone
+        assert r["loss"] == pytest.approx(r["nsp_loss"], rel=1e-9), r
     assert results["fast_dropout"] is True and results["args"]["fast_dropout"] == "auto"
     assert runs["torch_dropout"][1]["fast_dropout"] is False
     model = load_checkpoint(out / "checkpoint.pt")
