@@ -238,6 +238,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/compare_distill")
     args = p.parse_args(argv)
     args.textcnn_epochs, args.probe_epochs, args.scratch_epochs = args.epochs, 30, 10  # for cc.run_row
+    args.table_only, args.device = False, "cpu"  # what cc.run_row reads: train what is missing, on the CPU
     caches: dict = {}
     table: dict = {}
     for task, (runs, names) in cc.splits(args).items():

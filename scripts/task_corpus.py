@@ -71,14 +71,14 @@ def main(argv=None) -> int:
     except (ClassificationDataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.output != "/dev/null":
+    if args.output != "/dev/null":            # /dev/null: only the labelled copy (a test split)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(text, args.output)
+        print(f"wrote {len(texts):,} texts in {-(-len(texts) // args.per_document):,} documents to {args.output}")
     if args.labelled:
         Path(args.labelled).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text("".join(f"{y} {detokenize(t)}\n" for t, y in zip(texts, labels)), args.labelled)
         print(f"wrote {len(texts):,} labelled detokenised texts to {args.labelled}")
-    print(f"wrote {len(texts):,} texts in {-(-len(texts) // args.per_document):,} documents to {args.output}")
     return 0
 
 
