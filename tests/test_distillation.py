@@ -472,3 +472,33 @@ def test_the_distillation_table_reuses_a_shared_run_only_when_its_epochs_match(t
     assert module.read_existing(aug, "kd-real-aug", args)["test_accuracy"] == 0.81
     with pytest.raises(SystemExit):
         module.read_existing(aug, "kd-real-aug", argparse.Namespace(epochs=10, aug_epochs=3))
+
+
+def test_the_distillation_table_gives_compare_classifiers_every_setting_it_reads(monkeypatch):
+    """A missing teacher is trained by compare_classifiers.run_row with *this* script's arguments: every
+    ``args.<name>`` that compare_classifiers reads must exist on them (``--table-only`` and ``--device`` once did
+    not, and the script crashed as soon as a teacher had to be trained)."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("compare_distillation", root / "scripts" / "compare_distillation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Captured(Exception):
+        pass
+
+    def capture(args):
+        raise Captured(args)
+
+    monkeypatch.setattr(module.cc, "splits", capture)         # main's first use of the finished namespace
+    with pytest.raises(Captured) as caught:
+        module.main(["--tasks", "sst2", "--rows", "teacher-tiny"])
+    args = caught.value.args[0]
+    read = set(re.findall(r"\bargs\.(\w+)", Path(module.cc.__file__).read_text(encoding="utf-8")))
+    assert read, "the pattern found no setting: the check would pass vacuously"
+    missing = sorted(name for name in read if not hasattr(args, name))
+    assert not missing, f"compare_classifiers reads settings compare_distillation does not define: {missing}"
+    assert args.table_only is False, "a table of distilled rows must train a missing teacher, not skip it"
