@@ -235,10 +235,11 @@ def main(argv=None) -> int:
     p.add_argument("--tiny-pooling", default="pooler")
     p.add_argument("--real-pooling", default="mean")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="device of the teacher fine-tuning runs (auto, cuda, mps, cpu)")
     p.add_argument("--out", default="runs/compare_distill")
     args = p.parse_args(argv)
     args.textcnn_epochs, args.probe_epochs, args.scratch_epochs = args.epochs, 30, 10  # for cc.run_row
-    args.table_only, args.device = False, "cpu"  # what cc.run_row reads: train what is missing, on the CPU
+    args.table_only = False                    # cc.run_row then trains a missing teacher instead of skipping it
     caches: dict = {}
     table: dict = {}
     for task, (runs, names) in cc.splits(args).items():

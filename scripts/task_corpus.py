@@ -9,7 +9,7 @@ articles do not.
 
 The labels are dropped: only the texts are written, one per line, in the
 file's order, with a blank line after every ``--per-document`` lines, so that
-``minibert pretrain --train OUT`` reads blocks of sentences as documents (the
+``minibert pretrain --train CORPUS`` reads blocks of sentences as documents (the
 format its ``--help`` describes). The classification sentences carry no
 document structure, so the NSP/SOP pair task means nothing on such a corpus:
 pretrain it with ``--pair-loss-weight 0`` (MLM alone).
@@ -23,15 +23,16 @@ SST-2, so MR's text is not clean pretraining data for an SST-2 test).
 feeds a classification file's text as it is; SST-2 and MR are tokenised in
 the Penn-Treebank way, so the two would see different pieces for the same
 words (``n't`` among them, which matters for sentiment). ``--labelled OUT``
-also writes the labelled file with its texts detokenised the same way, to
-fine-tune on exactly the text that was pretrained on.
+writes the labelled file with its texts detokenised the same way, to
+fine-tune on exactly the text that was pretrained on (for dev and test
+splits, give only ``--labelled``).
 
 Usage (tutorial 09, "Does any pretraining transfer here?")::
 
     S=../shared/data/classification/SST-2; D=runs/sst2_detok/classification/SST-2
-    python scripts/task_corpus.py $S/stsa.binary.train runs/sst2_text/train.txt --labelled $D/stsa.binary.train
-    python scripts/task_corpus.py $S/stsa.binary.dev runs/sst2_text/valid.txt --labelled $D/stsa.binary.dev
-    python scripts/task_corpus.py $S/stsa.binary.test /dev/null --labelled $D/stsa.binary.test
+    python scripts/task_corpus.py $S/stsa.binary.train --corpus runs/sst2_text/train.txt --labelled $D/stsa.binary.train
+    python scripts/task_corpus.py $S/stsa.binary.dev --corpus runs/sst2_text/valid.txt --labelled $D/stsa.binary.dev
+    python scripts/task_corpus.py $S/stsa.binary.test --labelled $D/stsa.binary.test
 """
 
 from __future__ import annotations
@@ -58,12 +59,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("input", help="labelled file: '<label> <text>' lines, GLUE .tsv or .csv")
-    parser.add_argument("output", help="plain-text corpus to write")
+    parser.add_argument("--corpus", metavar="OUT", help="plain-text pretraining corpus to write")
     parser.add_argument("--per-document", type=int, default=10, help="texts per document block")
     parser.add_argument("--labelled", default=None, metavar="OUT",
                         help="also write '<label> <text>' lines with the texts detokenised as minibert pretrain reads them")
     parser.add_argument("--encoding", default=None, help="encoding of the input (default: UTF-8, then cp1252)")
     args = parser.parse_args(argv)
+    if not (args.corpus or args.labelled):
+        parser.error("nothing to write: give --corpus OUT, --labelled OUT or both")
     try:
         texts, labels = read_examples(args.input, encoding=args.encoding)
         texts = [t.replace("\n", " ") for t in texts]
@@ -71,10 +74,10 @@ def main(argv=None) -> int:
     except (ClassificationDataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.output != "/dev/null":            # /dev/null: only the labelled copy (a test split)
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(text, args.output)
-        print(f"wrote {len(texts):,} texts in {-(-len(texts) // args.per_document):,} documents to {args.output}")
+    if args.corpus:
+        Path(args.corpus).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(text, args.corpus)
+        print(f"wrote {len(texts):,} texts in {-(-len(texts) // args.per_document):,} documents to {args.corpus}")
     if args.labelled:
         Path(args.labelled).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text("".join(f"{y} {detokenize(t)}\n" for t, y in zip(texts, labels)), args.labelled)

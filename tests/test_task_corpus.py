@@ -29,7 +29,8 @@ def test_the_corpus_holds_the_texts_the_labelled_copy_gives_finetuning(tmp_path)
     source = tmp_path / "train.txt"
     source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     corpus, labelled = tmp_path / "corpus.txt", tmp_path / "detok" / "train.txt"
-    assert task_corpus.main([str(source), str(corpus), "--labelled", str(labelled), "--per-document", "2"]) == 0
+    assert task_corpus.main([str(source), "--corpus", str(corpus), "--labelled", str(labelled),
+                             "--per-document", "2"]) == 0
     docs = documents(corpus)
     assert [len(d) for d in docs] == [2, 2, 1]                       # blocks of --per-document texts
     texts, labels = read_examples(labelled)
@@ -38,6 +39,14 @@ def test_the_corpus_holds_the_texts_the_labelled_copy_gives_finetuning(tmp_path)
     assert texts[0] == "it's a charming, often affecting journey." and "won't" in texts[1]
     body = corpus.read_text(encoding="utf-8")
     assert not any(line.startswith(("0 ", "1 ")) for line in body.splitlines()), "a label leaked into the corpus"
+
+
+def test_nothing_to_write_is_refused(tmp_path):
+    source = tmp_path / "train.txt"
+    source.write_text(LINES[0] + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        task_corpus.main([str(source)])
+    assert exit_.value.code == 2
 
 
 def test_corpus_text_blocks_and_bad_block_size():
