@@ -40,6 +40,7 @@ steps, each in a fresh process.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -286,6 +287,12 @@ def measure_memory(preset: str, which: str, args) -> float:
     return float(out[-1])
 
 
+def allocator_setting() -> str:
+    """The malloc tuning this process runs under: ``GLIBC_TUNABLES`` when set, else glibc's defaults."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return f"GLIBC_TUNABLES={tunables}" if tunables else "glibc malloc defaults (GLIBC_TUNABLES unset)"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", nargs="+", default=["tiny", "mini"], help="model presets to compare")
@@ -326,6 +333,9 @@ def main(argv=None) -> int:
           f"{', ours with dense MLM' if args.dense_mlm else ''}"
           f"{', ours with default AdamW' if args.default_adamw else ''}"
           f"{', ours with PyTorch dropout' if args.torch_dropout else ''}")
+    # The allocator changes both models' speeds (freed large blocks returned to the OS are page-faulted back
+    # in on the next step), so a result names the setting it ran under; tutorial 07 has the measurement.
+    print(f"# allocator: {allocator_setting()}")
     for preset in args.preset:
         if args.profile:
             profile(preset, args)

@@ -45,3 +45,31 @@ def test_matmul_shapes_add_up_to_the_forward_formula():
 def test_mfu_is_achieved_over_peak():
     """MFU = (FLOPs / seconds) / peak: 1e9 FLOPs in 0.5 s against a 4e9 FLOP/s peak is 0.5."""
     assert mfu(1e9, 0.5, 4e9) == pytest.approx(0.5)
+
+
+def test_benchmark_script_names_its_allocator_and_compares_both_models(monkeypatch, capsys):
+    """A tiny run of scripts/benchmark_pretraining.py: the allocator setting is printed (it moves both speeds)."""
+    import importlib.util
+    from pathlib import Path
+
+    from helpers import require_reference
+    require_reference("transformers")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_pretraining.py"
+    spec = importlib.util.spec_from_file_location("benchmark_pretraining", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        for tunables, expected in [("glibc.malloc.trim_threshold=1", "GLIBC_TUNABLES=glibc.malloc.trim_threshold=1"),
+                                   (None, "glibc malloc defaults")]:
+            if tunables is None:
+                monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+            else:
+                monkeypatch.setenv("GLIBC_TUNABLES", tunables)
+            assert bench.main(["--preset", "tiny", "--batch-size", "2", "--seq-len", "16", "--steps", "1",
+                               "--repeats", "1", "--threads", str(threads)]) == 0
+            out = capsys.readouterr().out
+            assert f"# allocator: {expected}" in out
+            assert "tiny   ours" in out and "transformers" in out and "MFU ours" in out
+    finally:
+        torch.set_num_threads(threads)
