@@ -26,6 +26,16 @@ def require_reference(module_name: str = "transformers"):
     return pytest.importorskip(module_name, reason=f"reference check: pip install '.[test]' for {module_name}")
 
 
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` (the scripts folder is not a package) and return the module."""
+    import importlib.util
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def max_abs_diff(a, b) -> float:
     """Largest absolute element-wise difference of two tensors, as a float."""
     return (a.detach().double() - b.detach().double()).abs().max().item()

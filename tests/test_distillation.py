@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import max_abs_diff
+from helpers import load_script, max_abs_diff
 from minibert.classification_data import Vocabulary
 from textcnn.augment import MASK, UnigramSampler, augment, teacher_text
 from minibert.model import IGNORE_INDEX
@@ -449,13 +449,8 @@ def test_the_distillation_table_reuses_a_shared_run_only_when_its_epochs_match(t
     """scripts/compare_distillation.py shares compare_classifiers' --out: TextCNN-rand is its `textcnn` run,
     read back as it is, but a run trained for other epochs than the table's is refused, not silently mixed in."""
     import argparse
-    import importlib.util
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("compare_distillation", root / "scripts" / "compare_distillation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("compare_distillation")
 
     assert module.row_folder("textcnn-rand") == "textcnn" and module.row_folder("kd-real-aug") == "kd-real-aug"
     run = tmp_path / "sst2" / "textcnn" / "seed_0"
@@ -478,14 +473,10 @@ def test_the_distillation_table_gives_compare_classifiers_every_setting_it_reads
     """A missing teacher is trained by compare_classifiers.run_row with *this* script's arguments: every
     ``args.<name>`` that compare_classifiers reads must exist on them (``--table-only`` and ``--device`` once did
     not, and the script crashed as soon as a teacher had to be trained)."""
-    import importlib.util
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("compare_distillation", root / "scripts" / "compare_distillation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("compare_distillation")
 
     class Captured(Exception):
         pass

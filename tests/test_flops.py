@@ -49,15 +49,9 @@ def test_mfu_is_achieved_over_peak():
 
 def test_benchmark_script_names_its_allocator_and_compares_both_models(monkeypatch, capsys):
     """A tiny run of scripts/benchmark_pretraining.py: the allocator setting is printed (it moves both speeds)."""
-    import importlib.util
-    from pathlib import Path
-
-    from helpers import require_reference
+    from helpers import load_script, require_reference
     require_reference("transformers")
-    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_pretraining.py"
-    spec = importlib.util.spec_from_file_location("benchmark_pretraining", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmark_pretraining")
     threads = torch.get_num_threads()
     try:
         for tunables, expected in [("glibc.malloc.trim_threshold=1", "GLIBC_TUNABLES=glibc.malloc.trim_threshold=1"),

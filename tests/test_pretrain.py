@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import max_abs_diff, require_reference, write_corpus
+from helpers import load_script, max_abs_diff, require_reference, write_corpus
 from minibert.pretrain import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -413,11 +413,8 @@ def test_error_for_resume_from_a_folder_without_checkpoint(tmp_path, capsys):
 
 def test_unigram_baseline_scores_the_same_masked_valid_tokens_as_the_run(finished_run):
     """scripts/unigram_baseline.py rebuilds the run's fixed valid masks: same number of masked tokens."""
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("unigram_baseline", ROOT / "scripts" / "unigram_baseline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("unigram_baseline")
     result = module.baseline(finished_run)
     results = json.loads((finished_run / "results.json").read_text())
     assert result["masked_tokens"] == results["valid_masked_tokens"], (result["masked_tokens"],
@@ -535,11 +532,8 @@ def test_fill_mask_pipeline_on_the_export_gives_minibert_top1(finished_run):
 
 def test_every_nsp_ablation_row_is_a_pretrain_command_that_changes_something():
     """scripts/nsp_ablation.py: each row parses as `minibert pretrain` options and differs from the default row."""
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("nsp_ablation", ROOT / "scripts" / "nsp_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("nsp_ablation")
 
     def parsed(name):
         command = module.row_command(name, Path("t.raw"), Path("v.raw"), Path("out"), 1000, 3, 100)
@@ -608,7 +602,6 @@ def test_nsp_diagnostics_rebuilds_the_batches_the_run_trained_on(corpus, tmp_pat
     run folder alone and must find the same label mix in every window, and mark a window "one label answered"
     exactly when the logged accuracy equals that mix or its complement.
     """
-    import importlib.util
 
     import minibert.pretrain as pretrain
 
@@ -625,9 +618,7 @@ def test_nsp_diagnostics_rebuilds_the_batches_the_run_trained_on(corpus, tmp_pat
     assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "6",
                  "--log-every", "2", "--eval-batches", "1"]) == 0
     monkeypatch.setattr(pretrain, "pretraining_sums", forward)
-    spec = importlib.util.spec_from_file_location("nsp_diagnostics", ROOT / "scripts" / "nsp_diagnostics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("nsp_diagnostics")
     check = module.training_batches_check(out, 6)
     assert check["batch_rows"] == 6 * 8
     assert [w["step"] for w in check["windows"]] == [2, 4, 6]

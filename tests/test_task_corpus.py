@@ -7,18 +7,14 @@ labels nowhere in the corpus.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from minibert.classification_data import read_examples
 from minibert.wikitext import documents
 
-ROOT = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("task_corpus", ROOT / "scripts" / "task_corpus.py")
-task_corpus = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(task_corpus)
+from helpers import load_script
+
+task_corpus = load_script("task_corpus")
 
 LINES = ["1 it 's a charming , often affecting journey .", "0 they wo n't sit still for a lesson .",
          "1 a stirring , funny and finally transporting film", "0 the film is strictly routine .",
