@@ -66,6 +66,7 @@ from minibert.cli import (ArgumentParser, CLIError, given_options, non_negative_
                           positive_float, positive_int, probability, run_command)
 from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import measure_matmul_peak, mfu, training_step_flops
+from minibert.attention_init import ATTENTION_INITS, mimetic_attention_init_
 from minibert.model import IGNORE_INDEX, PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import (
     PAIR_OBJECTIVES,
@@ -115,10 +116,10 @@ RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokeni
             "max_steps", "batch_size", "grad_accum", "seq_len", "lr", "warmup_steps",
             "weight_decay", "clip_grad", "mlm_probability", "whole_word_mask", "seed",
             "eval_batches", "pair_objective", "static_pairs", "head_lr_scale",
-            "pair_loss_weight", "mlm_loss_weight", "fast_dropout")
+            "pair_loss_weight", "mlm_loss_weight", "fast_dropout", "attention_init")
 #: What a checkpoint written before a RUN_KEY existed ran with.
 RUN_KEY_DEFAULTS = {"pair_objective": "nsp", "static_pairs": True, "head_lr_scale": 1.0, "pair_loss_weight": 1.0,
-                    "mlm_loss_weight": 1.0, "fast_dropout": "off"}
+                    "mlm_loss_weight": 1.0, "fast_dropout": "off", "attention_init": "bert"}
 DATA_KEYS = ("train", "valid", "data_dir")   # may be given again on --resume (the data moved)
 OUTPUT_KEYS = ("log_every", "eval_every", "save_every", "token_cache")   # kept on --resume unless given again
 
@@ -210,6 +211,10 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="auto = bf16 autocast on a CUDA GPU that supports it, else fp32; "
                         "fp16 = float16 autocast with a GradScaler (CUDA only)")
     g.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
+    g.add_argument("--attention-init", default="bert", choices=ATTENTION_INITS,
+                   help="initial attention weights: bert = N(0, initializer_range^2) as BERT (default); mimetic = "
+                        "Trockman & Kolter (2023): every head starts attending to tokens like itself "
+                        "(minibert.attention_init; tutorial 07)")
     g.add_argument("--fast-dropout", default="auto", choices=("auto", "on", "off"),
                    help="draw dropout masks from 16 random bits per element (minibert.fast_dropout) instead of "
                         "PyTorch's bernoulli; auto = on for the CPU without --compile, where it makes a step "
@@ -645,7 +650,10 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
 
     # ---- model and optimizer -----------------------------------------------------------
     torch.manual_seed(args.seed)                       # the same initial weights on every process
-    raw_model = BertForPreTraining(config).to(device)
+    raw_model = BertForPreTraining(config)
+    if args.attention_init == "mimetic":
+        mimetic_attention_init_(raw_model)             # drawn from the seeded generator: the same on every process
+    raw_model = raw_model.to(device)
     # auto: on for the eager CPU step; a compiled model fuses its own dropout masks
     fast_dropout = args.fast_dropout == "on" or (args.fast_dropout == "auto" and device.type == "cpu"
                                                  and not args.compile)

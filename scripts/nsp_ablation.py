@@ -22,6 +22,8 @@ Usage::
 ``--steps`` sets the step budget of the rows that do not fix their own
 (``long`` runs ``--long-factor`` times as many). ``--figure PATH`` also copies
 the PNG there (tutorial 07 uses ``tutorials/figures/ch07_nsp_ablation.png``).
+``--train FILE --valid FILE`` replace WikiText-2 valid/test (the article curve
+of tutorial 07 runs a row on corpora of 23, 46 and 92 articles this way).
 ``--also DIR ...`` adds the rows of earlier ``--out`` folders (their
 ``rows.json``) to the table and the figure, for rows run at another time.
 Training seconds depend on what else runs on the machine; the table says so.
@@ -65,6 +67,9 @@ ROWS = {
     "mini-lr-5e-4": ("the mini preset with 8000 pieces at peak learning rate 5e-4 (at 2e-3 it does not train)",
                      ["--preset", "mini", "--vocab-size", "8000", "--lr", "5e-4"]),
     "long": ("the default, {long} steps", ["--max-steps", "{long}"]),
+    "mimetic": ("mimetic attention initialisation (Trockman & Kolter 2023)", ["--attention-init", "mimetic"]),
+    "mimetic-lr-1e-3": ("mimetic attention initialisation at peak learning rate 1e-3",
+                        ["--attention-init", "mimetic", "--lr", "1e-3"]),
 }
 
 
@@ -154,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nsp_ablation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("MINIBERT_DATA_DIR"),
                         help="folder holding wikitext-2-raw/ (default: $MINIBERT_DATA_DIR)")
+    parser.add_argument("--train", default=None,
+                        help="another training corpus instead of WikiText-2 valid (with --valid; e.g. the nested "
+                             "article corpora of scripts/article_subsets.py)")
+    parser.add_argument("--valid", default=None, help="the evaluation corpus that goes with --train")
     parser.add_argument("--out", default="runs/nsp_ablation", help="folder of the rows' runs and the table")
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows to run (default: all)")
     parser.add_argument("--steps", type=int, default=1000, help="step budget of the rows (default: 1000)")
@@ -175,12 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         parser.error(f"unknown row(s) {', '.join(unknown)}; --list shows the rows.")
-    if not args.data_dir:
-        parser.error("give --data-dir (the folder holding wikitext-2-raw/) or set MINIBERT_DATA_DIR.")
-    folder = Path(args.data_dir) / "wikitext-2-raw"
-    train, valid = folder / "wiki.valid.raw", folder / "wiki.test.raw"
-    if not (train.is_file() and valid.is_file()):
-        parser.error(f"{folder} lacks wiki.valid.raw or wiki.test.raw.")
+    if args.train or args.valid:
+        if not (args.train and args.valid):
+            parser.error("give --train and --valid together (or neither, for WikiText-2 from --data-dir).")
+        train, valid = Path(args.train), Path(args.valid)
+        if not (train.is_file() and valid.is_file()):
+            parser.error(f"no such file: {train if not train.is_file() else valid}.")
+    else:
+        if not args.data_dir:
+            parser.error("give --data-dir (the folder holding wikitext-2-raw/) or set MINIBERT_DATA_DIR.")
+        folder = Path(args.data_dir) / "wikitext-2-raw"
+        train, valid = folder / "wiki.valid.raw", folder / "wiki.test.raw"
+        if not (train.is_file() and valid.is_file()):
+            parser.error(f"{folder} lacks wiki.valid.raw or wiki.test.raw.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in names:

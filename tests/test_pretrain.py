@@ -629,3 +629,25 @@ def test_nsp_diagnostics_rebuilds_the_batches_the_run_trained_on(corpus, tmp_pat
         mix = window["random_fraction"]
         assert window["one_label_answered"] == (min(abs(accuracy - mix), abs(accuracy - 1 + mix)) < 1e-9)
     assert 0.0 <= check["overlap_auc"] <= 1.0
+
+
+def test_attention_init_mimetic_starts_the_run_from_mimetic_heads_and_is_recorded(corpus, tmp_path):
+    """--attention-init mimetic: after one warm-up step W^O W^V still has the -0.4 diagonal it started with.
+
+    Under BERT's init that diagonal is about 0 (products of N(0, 0.02^2) weights); the first step moves each
+    weight by at most about lr/100 in warm-up, far less than 0.4. The choice is a run key, kept on --resume.
+    """
+    from minibert.hf import load_checkpoint
+
+    train, valid = corpus
+    diagonals = {}
+    for init in ("bert", "mimetic"):
+        out = tmp_path / init
+        assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "1",
+                     "--eval-batches", "1", "--attention-init", init]) == 0
+        checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert checkpoint["args"]["attention_init"] == init
+        att = load_checkpoint(out / "checkpoint.pt").bert.layers[0].attention
+        diagonals[init] = (att.output.weight @ att.value.weight).diagonal().mean().item()
+    assert abs(diagonals["bert"]) < 0.01, diagonals
+    assert diagonals["mimetic"] == pytest.approx(-0.4, abs=0.05), diagonals
