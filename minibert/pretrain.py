@@ -185,7 +185,7 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="cut the training pairs once and reuse them every epoch, instead of cutting new "
                         "pairs from the documents each epoch")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-steps", type=positive_int, default=2000,
+    g.add_argument("--max-steps", type=positive_int, default=2500,
                    help="optimizer steps to train for; with --resume a larger N extends the run: the "
                         "learning rate then follows the linear decay to 0 at N from the resumed step on, as "
                         "if N had been given from the start (no new warm-up)")

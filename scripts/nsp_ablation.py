@@ -70,6 +70,8 @@ ROWS = {
     "mimetic": ("mimetic attention initialisation (Trockman & Kolter 2023)", ["--attention-init", "mimetic"]),
     "mimetic-lr-1e-3": ("mimetic attention initialisation at peak learning rate 1e-3",
                         ["--attention-init", "mimetic", "--lr", "1e-3"]),
+    "mimetic-nsp-only": ("NSP alone from mimetic attention at peak learning rate 1e-3 (a diagnostic)",
+                         ["--attention-init", "mimetic", "--mlm-loss-weight", "0", "--lr", "1e-3"]),
 }
 
 
