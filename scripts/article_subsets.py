@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     heldout, rest = order[:args.heldout], order[args.heldout:]
     too_big = [n for n in args.sizes if not 1 <= n <= len(rest)]
     if too_big:
-        raise SystemExit(f"--sizes {too_big}: only {len(rest)} articles remain after {args.heldout} held out.")
+        raise SystemExit(f"--sizes {too_big}: only {len(rest)} article(s) remain after {args.heldout} held out.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_corpus(out / "heldout.raw", [pool[i] for i in heldout])
