@@ -12,6 +12,10 @@ with ``--seed``:
 * ``layers``: every encoder layer; ``layer0``, ``layer1``, ...: one of them;
 * ``pooler``: the pooler's dense layer.
 
+``--center-word-embeddings`` instead (or as well) subtracts the mean row from
+the word embeddings, removing the direction that MLM with a tied decoder
+gives every piece in common (tutorial 09 measures it).
+
 The tokenizer files are copied unchanged, so ``minibert finetune --init OUT``
 reads the same pieces::
 
@@ -61,10 +65,14 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path, help="a transformers BERT folder (config.json + model.safetensors), "
                                               "e.g. a pretraining run's export/")
-    p.add_argument("--reinit", nargs="+", required=True, help=f"parts to draw afresh: {', '.join(PARTS)}, layerN")
+    p.add_argument("--reinit", nargs="+", default=[], help=f"parts to draw afresh: {', '.join(PARTS)}, layerN")
+    p.add_argument("--center-word-embeddings", action="store_true",
+                   help="subtract the mean word embedding (over the vocabulary) from every row")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh weights (default 0)")
     p.add_argument("--out", type=Path, required=True, help="the new folder")
     args = p.parse_args(argv)
+    if not (args.reinit or args.center_word_embeddings):
+        p.error("give --reinit PART ... and/or --center-word-embeddings.")
     weights = args.source / "model.safetensors"
     if not weights.is_file():
         raise SystemExit(f"{weights} not found: give a folder with model.safetensors (a pretraining run's export/).")
@@ -73,11 +81,15 @@ def main(argv=None) -> int:
     state = load_file(str(weights))
     chosen = tuple(x for part in args.reinit for x in prefixes(part))
     generator = torch.Generator().manual_seed(args.seed)
-    changed = [k for k in sorted(state) if k.startswith(chosen)]
-    if not changed:
+    changed = [k for k in sorted(state) if chosen and k.startswith(chosen)]
+    if args.reinit and not changed:
         raise SystemExit(f"no tensor of {weights} belongs to {' '.join(args.reinit)}.")
     for key in changed:
         state[key] = fresh_value(key, state[key], std, generator)
+    if args.center_word_embeddings:
+        key = "bert.embeddings.word_embeddings.weight"
+        state[key] = state[key] - state[key].mean(dim=0, keepdim=True)
+        changed.append(key)
     if "bert.embeddings.word_embeddings.weight" in changed and "cls.predictions.decoder.weight" in state:
         state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]  # tied
     if args.out.exists():
@@ -85,9 +97,12 @@ def main(argv=None) -> int:
     shutil.copytree(args.source, args.out)
     save_file({k: v.contiguous() for k, v in state.items()}, str(args.out / "model.safetensors"),
               metadata={"format": "pt"})
-    n = sum(state[k].numel() for k in changed)
-    print(f"{args.out}: {len(changed)} tensors ({n:,} numbers) of {' '.join(args.reinit)} drawn afresh "
-          f"(N(0, {std}^2) weights, zero biases, unit LayerNorm), the rest as in {args.source}")
+    n = sum(state[k].numel() for k in set(changed))
+    what = [f"{' '.join(args.reinit)} drawn afresh (N(0, {std}^2) weights, zero biases, unit LayerNorm)"] \
+        if args.reinit else []
+    what += ["word embeddings centred"] if args.center_word_embeddings else []
+    print(f"{args.out}: {len(set(changed))} tensors ({n:,} numbers) changed: {'; '.join(what)}; the rest as in "
+          f"{args.source}")
     return 0
 
 

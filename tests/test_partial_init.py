@@ -44,3 +44,18 @@ def test_an_unknown_part_is_named(tmp_path):
     src = _folder(tmp_path)
     with pytest.raises(SystemExit, match="--reinit 'head'"):
         module.main([str(src), "--reinit", "head", "--out", str(tmp_path / "out")])
+
+
+def test_centring_removes_the_mean_word_embedding_and_nothing_else(tmp_path):
+    from safetensors.torch import load_file
+
+    module = load_script("partial_init")
+    src = _folder(tmp_path)
+    assert module.main([str(src), "--center-word-embeddings", "--out", str(tmp_path / "out")]) == 0
+    before, after = load_file(str(src / "model.safetensors")), load_file(str(tmp_path / "out" / "model.safetensors"))
+    key = "bert.embeddings.word_embeddings.weight"
+    assert after[key].mean(dim=0).abs().max().item() < 1e-6
+    assert torch.allclose(after[key], before[key] - before[key].mean(dim=0), atol=1e-6)
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in (key, "cls.predictions.decoder.weight"))
+    with pytest.raises(SystemExit):
+        module.main([str(src), "--out", str(tmp_path / "none")])
