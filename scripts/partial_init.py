@@ -14,7 +14,11 @@ with ``--seed``:
 
 ``--center-word-embeddings`` instead (or as well) subtracts the mean row from
 the word embeddings, removing the direction that MLM with a tied decoder
-gives every piece in common (tutorial 09 measures it).
+gives every piece in common (tutorial 09 measures it). ``--stats`` only prints
+how far the word embeddings are from BERT's initialisation: the median row
+norm and the length of the mean *unit* row, $\lVert \frac1V \sum_v e_v /
+\lVert e_v \rVert \rVert$ (about $1/\sqrt V$ for random rows, 1 if all rows
+pointed the same way), next to the same numbers for a fresh draw.
 
 The tokenizer files are copied unchanged, so ``minibert finetune --init OUT``
 reads the same pieces::
@@ -58,6 +62,13 @@ def fresh_value(key: str, tensor: torch.Tensor, std: float, generator: torch.Gen
     return torch.randn(tensor.shape, generator=generator, dtype=torch.float32).mul_(std).to(tensor.dtype)
 
 
+def embedding_stats(weight: torch.Tensor, skip: int = 5) -> dict:
+    """Median row norm and length of the mean unit row of an embedding matrix, rows from ``skip`` on (specials)."""
+    rows = weight[skip:].float()
+    unit = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return {"median_row_norm": rows.norm(dim=1).median().item(), "mean_unit_row_length": unit.mean(0).norm().item()}
+
+
 def main(argv=None) -> int:
     from safetensors.torch import load_file, save_file
 
@@ -69,8 +80,19 @@ def main(argv=None) -> int:
     p.add_argument("--center-word-embeddings", action="store_true",
                    help="subtract the mean word embedding (over the vocabulary) from every row")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh weights (default 0)")
-    p.add_argument("--out", type=Path, required=True, help="the new folder")
+    p.add_argument("--out", type=Path, help="the new folder")
+    p.add_argument("--stats", action="store_true", help="only print word-embedding statistics (see above)")
     args = p.parse_args(argv)
+    if args.stats:
+        weight = load_file(str(args.source / "model.safetensors"))["bert.embeddings.word_embeddings.weight"]
+        fresh = fresh_value("word_embeddings.weight", weight, 0.02, torch.Generator().manual_seed(args.seed))
+        for name, w in ((str(args.source), weight), ("a fresh N(0, 0.02^2) draw", fresh)):
+            st = embedding_stats(w)
+            print(f"{name}: word embeddings {tuple(w.shape)}, median row norm {st['median_row_norm']:.3f}, "
+                  f"length of the mean unit row {st['mean_unit_row_length']:.3f}")
+        return 0
+    if args.out is None:
+        p.error("give --out (or --stats).")
     if not (args.reinit or args.center_word_embeddings):
         p.error("give --reinit PART ... and/or --center-word-embeddings.")
     weights = args.source / "model.safetensors"

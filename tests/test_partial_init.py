@@ -59,3 +59,14 @@ def test_centring_removes_the_mean_word_embedding_and_nothing_else(tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before if k not in (key, "cls.predictions.decoder.weight"))
     with pytest.raises(SystemExit):
         module.main([str(src), "--out", str(tmp_path / "none")])
+
+
+def test_embedding_stats_tell_random_rows_from_rows_that_share_a_direction():
+    module = load_script("partial_init")
+    g = torch.Generator().manual_seed(0)
+    random_rows = torch.randn(4005, 64, generator=g)
+    assert module.embedding_stats(random_rows)["mean_unit_row_length"] == pytest.approx(4000 ** -0.5, rel=0.2)
+    shared = random_rows * 0.1 + torch.ones(64)                  # every row leans the same way
+    assert module.embedding_stats(shared)["mean_unit_row_length"] > 0.9
+    assert module.embedding_stats(2 * random_rows)["median_row_norm"] == pytest.approx(
+        2 * module.embedding_stats(random_rows)["median_row_norm"], rel=1e-6)
