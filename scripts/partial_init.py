@@ -1,4 +1,4 @@
-"""Copy a pretrained BERT export with some of its parts drawn afresh: which part of pretraining helps or hurts?
+r"""Copy a pretrained BERT export with some of its parts drawn afresh: which part of pretraining helps or hurts?
 
 Tutorial 09 finds that our pretrained ``tiny`` fine-tunes *worse* than the
 same model from scratch. This script makes the in-between starting points:
