@@ -24,7 +24,7 @@ The tokenizer files are copied unchanged, so ``minibert finetune --init OUT``
 reads the same pieces::
 
     python scripts/partial_init.py runs/tiny_default/export --reinit embeddings --out runs/reinit_embeddings
-    python scripts/compare_classifiers.py --tiny runs/reinit_embeddings --tasks sst2 \\
+    python scripts/compare_classifiers.py --tiny runs/reinit_embeddings --tasks sst2 \
         --sst2-train ../shared/data/classification/SST-2/stsa.binary.train --rows tiny-full --seeds 0 1 2
 """
 from __future__ import annotations
