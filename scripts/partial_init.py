@@ -4,9 +4,10 @@ Tutorial 09 finds that our pretrained ``tiny`` fine-tunes *worse* than the
 same model from scratch. This script makes the in-between starting points:
 the export folder of a ``minibert pretrain`` run (or any transformers BERT
 folder with ``model.safetensors``) copied to ``--out``, with the parts named
-in ``--reinit`` replaced by BERT's initialisation (weights ~ N(0, 0.02^2),
-biases 0, LayerNorm 1 and 0 — what ``--mode scratch`` starts from), drawn
-with ``--seed``:
+in ``--reinit`` re-drawn by the model's own initialisation
+(:func:`minibert.model.init_bert_weights`: weights ~ N(0, initializer_range^2),
+biases 0, LayerNorm 1 and 0, the padding row 0 — what ``--mode scratch``
+starts from), with ``torch.manual_seed(--seed)``:
 
 * ``embeddings``: word, position and token-type embeddings and their LayerNorm;
 * ``layers``: every encoder layer; ``layer0``, ``layer1``, ...: one of them;
@@ -30,36 +31,32 @@ reads the same pieces::
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from minibert.hf import load_pretrained, save_pretrained  # noqa: E402
+from minibert.model import BertForPreTraining, init_bert_weights  # noqa: E402
+
 PARTS = ("embeddings", "layers", "pooler")
 
 
-def prefixes(part: str) -> tuple[str, ...]:
-    """The state-dict key prefixes (transformers' names) of one ``--reinit`` part."""
+def part_modules(model: BertForPreTraining, part: str) -> list[torch.nn.Module]:
+    """The submodules of one ``--reinit`` part: embeddings, layers, layerN or pooler."""
+    bert = model.bert
     if part == "embeddings":
-        return ("bert.embeddings.",)
+        return [bert.embeddings]
     if part == "layers":
-        return ("bert.encoder.layer.",)
+        return list(bert.layers)
     if part == "pooler":
-        return ("bert.pooler.",)
-    if part.startswith("layer") and part[5:].isdigit():
-        return (f"bert.encoder.layer.{int(part[5:])}.",)
-    raise SystemExit(f"--reinit {part!r}: choose from {', '.join(PARTS)} or layerN (layer0, layer1, ...).")
-
-
-def fresh_value(key: str, tensor: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
-    """BERT's initial value for one tensor, by its name: LayerNorm 1/0, biases 0, other weights N(0, std^2)."""
-    if "LayerNorm" in key:
-        return torch.ones_like(tensor) if key.endswith("weight") else torch.zeros_like(tensor)
-    if key.endswith("bias"):
-        return torch.zeros_like(tensor)
-    return torch.randn(tensor.shape, generator=generator, dtype=torch.float32).mul_(std).to(tensor.dtype)
+        return [bert.pooler]
+    if part.startswith("layer") and part[5:].isdigit() and int(part[5:]) < len(bert.layers):
+        return [bert.layers[int(part[5:])]]
+    raise SystemExit(f"--reinit {part!r}: choose from {', '.join(PARTS)} or layer0..layer{len(bert.layers) - 1}.")
 
 
 def embedding_stats(weight: torch.Tensor, skip: int = 5) -> dict:
@@ -70,11 +67,9 @@ def embedding_stats(weight: torch.Tensor, skip: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    from safetensors.torch import load_file, save_file
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", type=Path, help="a transformers BERT folder (config.json + model.safetensors), "
+    p.add_argument("source", type=Path, help="a transformers BERT folder (config.json + weights), "
                                               "e.g. a pretraining run's export/")
     p.add_argument("--reinit", nargs="+", default=[], help=f"parts to draw afresh: {', '.join(PARTS)}, layerN")
     p.add_argument("--center-word-embeddings", action="store_true",
@@ -83,48 +78,40 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="the new folder")
     p.add_argument("--stats", action="store_true", help="only print word-embedding statistics (see above)")
     args = p.parse_args(argv)
+    if not args.stats and args.out is None:
+        p.error("give --out (or --stats).")
+    if not (args.stats or args.reinit or args.center_word_embeddings):
+        p.error("give --reinit PART ... and/or --center-word-embeddings.")
+    try:
+        model = load_pretrained(args.source, BertForPreTraining)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(str(exc)) from None
+    words = model.bert.embeddings.word_embeddings.weight            # tied to the MLM decoder: one tensor
+    std = model.config.initializer_range
     if args.stats:
-        weight = load_file(str(args.source / "model.safetensors"))["bert.embeddings.word_embeddings.weight"]
-        fresh = fresh_value("word_embeddings.weight", weight, 0.02, torch.Generator().manual_seed(args.seed))
-        for name, w in ((str(args.source), weight), ("a fresh N(0, 0.02^2) draw", fresh)):
-            st = embedding_stats(w)
+        torch.manual_seed(args.seed)
+        fresh = BertForPreTraining(model.config)
+        for name, w in ((str(args.source), words), (f"a fresh N(0, {std}^2) draw",
+                                                    fresh.bert.embeddings.word_embeddings.weight)):
+            st = embedding_stats(w.detach())
             print(f"{name}: word embeddings {tuple(w.shape)}, median row norm {st['median_row_norm']:.3f}, "
                   f"length of the mean unit row {st['mean_unit_row_length']:.3f}")
         return 0
-    if args.out is None:
-        p.error("give --out (or --stats).")
-    if not (args.reinit or args.center_word_embeddings):
-        p.error("give --reinit PART ... and/or --center-word-embeddings.")
-    weights = args.source / "model.safetensors"
-    if not weights.is_file():
-        raise SystemExit(f"{weights} not found: give a folder with model.safetensors (a pretraining run's export/).")
-    config = json.loads((args.source / "config.json").read_text(encoding="utf-8"))
-    std = float(config.get("initializer_range", 0.02))
-    state = load_file(str(weights))
-    chosen = tuple(x for part in args.reinit for x in prefixes(part))
-    generator = torch.Generator().manual_seed(args.seed)
-    changed = [k for k in sorted(state) if chosen and k.startswith(chosen)]
-    if args.reinit and not changed:
-        raise SystemExit(f"no tensor of {weights} belongs to {' '.join(args.reinit)}.")
-    for key in changed:
-        state[key] = fresh_value(key, state[key], std, generator)
+    modules = [m for part in args.reinit for m in part_modules(model, part)]
+    torch.manual_seed(args.seed)
+    for module in modules:
+        module.apply(lambda m: init_bert_weights(m, std))
     if args.center_word_embeddings:
-        key = "bert.embeddings.word_embeddings.weight"
-        state[key] = state[key] - state[key].mean(dim=0, keepdim=True)
-        changed.append(key)
-    if "bert.embeddings.word_embeddings.weight" in changed and "cls.predictions.decoder.weight" in state:
-        state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]  # tied
+        with torch.no_grad():
+            words -= words.mean(dim=0, keepdim=True)
     if args.out.exists():
         shutil.rmtree(args.out)
-    shutil.copytree(args.source, args.out)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(args.out / "model.safetensors"),
-              metadata={"format": "pt"})
-    n = sum(state[k].numel() for k in set(changed))
-    what = [f"{' '.join(args.reinit)} drawn afresh (N(0, {std}^2) weights, zero biases, unit LayerNorm)"] \
-        if args.reinit else []
+    shutil.copytree(args.source, args.out)                          # tokenizer files and all
+    save_pretrained(model, args.out)
+    shutil.copy(args.source / "config.json", args.out / "config.json")   # the source's config, unchanged
+    what = [f"{' '.join(args.reinit)} drawn afresh by init_bert_weights (std {std})"] if args.reinit else []
     what += ["word embeddings centred"] if args.center_word_embeddings else []
-    print(f"{args.out}: {len(set(changed))} tensors ({n:,} numbers) changed: {'; '.join(what)}; the rest as in "
-          f"{args.source}")
+    print(f"{args.out}: {'; '.join(what)}; the rest as in {args.source}")
     return 0
 
 
