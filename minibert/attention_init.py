@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from minibert.attention import MultiHeadAttention
+
 __all__ = ["ATTENTION_INITS", "mimetic_factors", "mimetic_attention_init_"]
 
 #: ``--attention-init`` choices: BERT's normal initialisation, or mimetic on top of it.
@@ -60,8 +62,6 @@ def mimetic_attention_init_(model: nn.Module, qk: tuple[float, float] = (0.7, 0.
     Biases stay 0. The defaults are the paper's values for vision transformers, $\alpha_1 = \beta_1 = 0.7$,
     $\alpha_2 = \beta_2 = 0.4$.
     """
-    from minibert.attention import MultiHeadAttention
-
     count = 0
     for module in model.modules():
         if not isinstance(module, MultiHeadAttention):

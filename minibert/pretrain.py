@@ -62,11 +62,11 @@ from pathlib import Path
 
 import torch
 
+from minibert.attention_init import ATTENTION_INITS, mimetic_attention_init_
 from minibert.cli import (ArgumentParser, CLIError, given_options, non_negative_float, non_negative_int,
                           positive_float, positive_int, probability, run_command)
 from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import measure_matmul_peak, mfu, training_step_flops
-from minibert.attention_init import ATTENTION_INITS, mimetic_attention_init_
 from minibert.model import IGNORE_INDEX, PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import (
     PAIR_OBJECTIVES,

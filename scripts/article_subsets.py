@@ -15,7 +15,7 @@ the one before — plus ``heldout.raw``. Articles are copied line for line
         ../shared/data/wikitext-2-raw/wiki.test.raw --heldout 30 --sizes 23 46 92 --out runs/articles
     for n in 23 46 92; do
       python scripts/nsp_ablation.py --train runs/articles/train_$n.raw --valid runs/articles/heldout.raw \\
-          --rows default,mimetic-lr-1e-3 --steps 2000 --eval-every 200 --out runs/articles/n$n
+          --rows mimetic-lr-1e-3 --steps 2000 --eval-every 200 --out runs/articles/n$n
     done
     python scripts/article_subsets.py --summarise runs/articles/n23 runs/articles/n46 runs/articles/n92 \\
         --figure tutorials/figures/ch07_nsp_articles.png
@@ -72,8 +72,8 @@ def summarise(folders: list[Path]) -> list[dict]:
 
 def summary_table(records: list[dict]) -> str:
     """The article curve as a Markdown table (accuracies in %)."""
-    lines = ["| row | training articles | steps | valid NSP acc, held-out articles (final / best) | majority label (of the training pairs) / best constant answer "
-             "| train NSP acc (last 10%) | MLM margin over most frequent piece | train s |",
+    lines = ["| row | training articles | steps | valid NSP acc, held-out articles (final / best) "
+             "| majority label (of the training pairs) / best constant answer | train NSP acc (last 10%) | MLM margin over most frequent piece | train s |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in records:
         lines.append(f"| `{r['row']}` | {r['articles']} | {r['steps']} | {100 * r['valid_nsp_accuracy']:.1f} / "
@@ -98,13 +98,14 @@ def plot_summary(records: list[dict], path: Path) -> None:
         line, = ax.plot(n, [r["valid_nsp_accuracy"] for r in mine], marker="o", label=f"{name}: final")
         ax.plot(n, [r["best_valid_nsp_accuracy"] for r in mine], marker="^", linestyle=":", color=line.get_color(),
                 label=f"{name}: best evaluation")
-    constant = [max(r["nsp_majority_accuracy"], 1 - r["nsp_majority_accuracy"]) for r in records]
-    ax.plot([r["articles"] for r in records], constant, color="grey", marker="s", linestyle="-", linewidth=1,
+    constant = {r["articles"]: max(r["nsp_majority_accuracy"], 1 - r["nsp_majority_accuracy"]) for r in records}
+    ax.plot(sorted(constant), [constant[n] for n in sorted(constant)], color="grey", marker="s", linewidth=1,
             label="best constant answer")
     ax.axhline(0.65, color="grey", linestyle="--", linewidth=1, label="target 0.65")
     ax.set_xlabel("training articles (nested corpora)")
     ax.set_ylabel("valid NSP accuracy, held-out articles")
-    ax.set_title("tiny BERT, 2000 steps: NSP against the number of training articles")
+    steps = "/".join(str(s) for s in sorted({r["steps"] for r in records}))
+    ax.set_title(f"tiny BERT, {steps} steps: NSP against the number of training articles")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

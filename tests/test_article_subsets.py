@@ -46,3 +46,24 @@ def test_too_large_a_corpus_is_refused_with_the_number_left(tmp_path):
     _wikitext(a, ["One", "Two", "Three"])
     with pytest.raises(SystemExit, match=r"only 1 article\(s\) remain after 2 held out"):
         module.main([str(a), "--heldout", "2", "--sizes", "2", "--out", str(tmp_path / "o")])
+
+
+def test_summarise_counts_each_rows_training_articles_and_tabulates_the_best_constant(tmp_path):
+    import json
+    module = load_script("article_subsets")
+    for n in (2, 3):
+        corpus = tmp_path / f"train_{n}.raw"
+        _wikitext(corpus, [f"T{i}" for i in range(n)])
+        folder = tmp_path / f"n{n}"
+        (folder / "mimetic").mkdir(parents=True)
+        (folder / "mimetic" / "results.json").write_text(json.dumps({"args": {"train": str(corpus)}}))
+        (folder / "rows.json").write_text(json.dumps([{
+            "row": "mimetic", "steps": 10, "valid_nsp_accuracy": 0.5 + n / 100, "best_valid_nsp_accuracy": 0.6,
+            "nsp_majority_accuracy": 0.4, "train_nsp_accuracy_last_10pct": 0.55, "mlm_margin_points": 1.0,
+            "train_seconds": 3.0}]))
+    records = module.summarise([tmp_path / "n3", tmp_path / "n2"])
+    assert [r["articles"] for r in records] == [2, 3]
+    table = module.summary_table(records)
+    assert "| `mimetic` | 2 | 10 | 52.0 / 60.0 | 40.0 / 60.0 |" in table, table
+    module.plot_summary(records, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 0
