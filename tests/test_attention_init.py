@@ -2,7 +2,9 @@
 
 The factors are checked against the matrix they factor, the per-head products
 against its best rank-d approximation, and the point of it all — at step 0 a
-token attends to its own copies — on a real forward pass.
+token attends to its own copies — on a real forward pass. Tests that take
+``lib`` run against tutorials/exercises/ex07_mimetic_init.py with
+``pytest --exercises 07``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import pytest
 import torch
 
 from minibert import BertConfig, BertForPreTraining
-from minibert.attention_init import mimetic_attention_init_, mimetic_factors
+from minibert.attention_init import mimetic_attention_init_
 
 FLOAT32_TOL = 1e-5
 
@@ -22,15 +24,17 @@ def _target(size, alpha, beta, seed):
     return alpha * z + beta * torch.eye(size, dtype=torch.float64)
 
 
-def test_full_rank_factors_multiply_back_to_alpha_z_plus_beta_identity():
-    left, right = mimetic_factors(16, 0.4, -0.4, 16, torch.Generator().manual_seed(3))
+def test_full_rank_factors_multiply_back_to_alpha_z_plus_beta_identity(lib):
+    """At full rank L R is exactly alpha Z + beta I (beta may be negative, as for W^O W^V)."""
+    left, right = lib.mimetic_factors(16, 0.4, -0.4, 16, torch.Generator().manual_seed(3))
     assert left.shape == right.shape == (16, 16)
     assert (left @ right).double().sub(_target(16, 0.4, -0.4, 3)).abs().max() < FLOAT32_TOL
 
 
-def test_low_rank_factors_are_the_best_rank_r_approximation():
+def test_low_rank_factors_are_the_best_rank_r_approximation(lib):
+    """At rank r < size L R is the truncated SVD of alpha Z + beta I (Eckart-Young), not A itself."""
     a = _target(12, 0.7, 0.7, 5)
-    left, right = mimetic_factors(12, 0.7, 0.7, 4, torch.Generator().manual_seed(5))
+    left, right = lib.mimetic_factors(12, 0.7, 0.7, 4, torch.Generator().manual_seed(5))
     assert left.shape == (12, 4) and right.shape == (4, 12)
     u, s, vh = torch.linalg.svd(a)
     best = (u[:, :4] * s[:4]) @ vh[:4]                      # Eckart-Young: truncated SVD
@@ -39,9 +43,12 @@ def test_low_rank_factors_are_the_best_rank_r_approximation():
     assert torch.linalg.matrix_norm(a - (left @ right).double(), ord=2) == pytest.approx(s[4].item(), rel=1e-4)
 
 
-def test_rank_out_of_range_is_refused():
-    with pytest.raises(ValueError, match="rank must be in 1..8"):
-        mimetic_factors(8, 0.7, 0.7, 9)
+def test_rank_out_of_range_is_refused(lib):
+    """A rank outside 1..size raises ValueError."""
+    with pytest.raises(ValueError):
+        lib.mimetic_factors(8, 0.7, 0.7, 9)
+    with pytest.raises(ValueError):
+        lib.mimetic_factors(8, 0.7, 0.7, 0)
 
 
 def test_every_head_of_every_layer_gets_the_mimetic_products():
