@@ -63,7 +63,7 @@ ROWS = {
     "wwm": ("whole-word masking", ["--whole-word-mask"]),
     "sop": ("ALBERT's sentence-order prediction instead of NSP", ["--pair-objective", "sop"]),
     "mini": ("the mini preset (4 layers x 256) with the default's 8000 pieces (wiki.valid.raw is too small "
-             "for mini's 16000)", ["--preset", "mini", "--vocab-size", "8000"]),
+             "for mini's 16000), at tiny's peak learning rate 2e-3", ["--preset", "mini", "--vocab-size", "8000", "--lr", "2e-3"]),
     "mini-lr-5e-4": ("the mini preset with 8000 pieces at peak learning rate 5e-4 (at 2e-3 it does not train)",
                      ["--preset", "mini", "--vocab-size", "8000", "--lr", "5e-4"]),
     "long": ("the default, {long} steps", ["--max-steps", "{long}"]),

@@ -310,6 +310,30 @@ def test_resume_from_another_directory_with_moved_data_extends_the_run(corpus, t
     assert results["steps"] == 6 and results["args"]["train"] == str(moved / "train.txt")
 
 
+def test_the_peak_learning_rate_defaults_by_preset_and_an_explicit_lr_wins(corpus, tmp_path):
+    """No --lr: tiny 2e-3, mini 5e-4 (mini does not train at 2e-3), small/medium/base 1e-4; the resolved
+    value is what the run trains with and stores, so --resume keeps it."""
+    from minibert.pretrain import DEFAULT_LR, resolve_defaults
+    from minibert.training_utils import learning_rate
+
+    for preset, lr in {"tiny": 2e-3, "mini": 5e-4, "small": 1e-4, "medium": 1e-4, "base": 1e-4}.items():
+        args = build_parser().parse_args(["--preset", preset])
+        assert args.lr is None
+        resolve_defaults(args)
+        assert args.lr == lr == DEFAULT_LR[preset], (preset, args.lr)
+        args = build_parser().parse_args(["--preset", preset, "--lr", "3e-4"])
+        resolve_defaults(args)
+        assert args.lr == 3e-4
+    train, valid = corpus
+    out = tmp_path / "mini"
+    assert main([*TINY, "--preset", "mini", "--set", "num_hidden_layers=1", "--train", str(train),
+                 "--valid", str(valid), "--out", str(out), "--max-steps", "3", "--eval-every", "100",
+                 "--eval-batches", "1"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["args"]["lr"] == 5e-4
+    assert [r["lr"] for r in records(out, "train")] == pytest.approx(
+        [learning_rate(s, 3, 2, 5e-4) for s in range(3)], rel=1e-12)
+
+
 def test_both_run_folders_share_the_results_schema(finished_run, tmp_path):
     """A pretrain run and a textcnn train run write results.json with the same shared keys and metrics.jsonl
     records with split and step."""
