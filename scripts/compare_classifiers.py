@@ -1,9 +1,9 @@
 r"""The comparison table of sentence classifiers on SST-2 and MR (issue 11, tutorial 09).
 
-Rows: majority class; bag-of-words logistic regression; TextCNN-rand; a BERT
-of ours (``--tiny``: a ``minibert pretrain`` run) trained from scratch,
-probed (pooler / cls / mean) and fine-tuned; a real pretrained checkpoint
-(``--real``, e.g. all-MiniLM-L6-v2) probed and fine-tuned.
+Rows: majority class; bag-of-words logistic regression; TextCNN-rand; our
+BERTs (``--tiny`` and ``--mini``: ``minibert pretrain`` runs of those presets)
+trained from scratch, probed (pooler / cls / mean) and fine-tuned; a real
+pretrained checkpoint (``--real``, e.g. all-MiniLM-L6-v2) probed and fine-tuned.
 
 Protocols: SST-2 -- train on ``--sst2-train`` (default GLUE ``train.tsv``,
 phrases + sentences), select the epoch on ``stsa.binary.dev``, test on
@@ -45,17 +45,18 @@ from minibert.classification_data import (LabelMap, Vocabulary, clean_text_kim, 
                                           read_examples, stratified_kfold)
 from minibert.metrics import classification_metrics
 
+#: The BERTs of the table: the command-line flag of each is ``--<name>``, its name in the table the value.
+MODELS = {"tiny": "our `tiny`", "mini": "our `mini`", "real": "MiniLM-L6"}
 ROWS = ["majority", "bow", "textcnn",
-        "tiny-scratch", "tiny-probe-pooler", "tiny-probe-cls", "tiny-probe-mean", "tiny-full",
+        *(f"{m}-{mode}" for m in ("tiny", "mini") for mode in ("scratch", "probe-pooler", "probe-cls", "probe-mean",
+                                                                "full")),
         "real-probe-pooler", "real-probe-cls", "real-probe-mean", "real-full"]
-LABELS = {
-    "majority": "majority class", "bow": "bag-of-words logistic regression", "textcnn": "TextCNN-rand (Kim 2014)",
-    "tiny-scratch": "our `tiny`, from scratch", "tiny-probe-pooler": "our `tiny`, probe (pooler)",
-    "tiny-probe-cls": "our `tiny`, probe ([CLS])", "tiny-probe-mean": "our `tiny`, probe (mean)",
-    "tiny-full": "our `tiny`, full fine-tuning",
-    "real-probe-pooler": "MiniLM-L6, probe (pooler)", "real-probe-cls": "MiniLM-L6, probe ([CLS])",
-    "real-probe-mean": "MiniLM-L6, probe (mean)", "real-full": "MiniLM-L6, full fine-tuning",
-}
+LABELS = {"majority": "majority class", "bow": "bag-of-words logistic regression", "textcnn": "TextCNN-rand (Kim 2014)",
+          **{f"{m}-{mode}": f"{name}, {what}" for m, name in MODELS.items()
+             for mode, what in (("scratch", "from scratch"), ("probe-pooler", "probe (pooler)"),
+                                ("probe-cls", "probe ([CLS])"), ("probe-mean", "probe (mean)"),
+                                ("full", "full fine-tuning"))
+             if f"{m}-{mode}" in ROWS}}
 
 
 # ----------------------------------------------------------------------------
@@ -214,14 +215,15 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
     if row == "textcnn":
         return textcnn_run(files, out, seed, args.textcnn_epochs, args.threads)
     model, _, rest = row.partition("-")
-    init = {"tiny": args.tiny, "real": args.real}[model]
+    init = {"tiny": args.tiny, "mini": args.mini, "real": args.real}[model]
     if not init:
         raise SystemExit(f"row {row} needs --{model} PATH")
     mode, _, pooling = rest.partition("-")
-    pooling = pooling or {"tiny": args.tiny_pooling, "real": args.real_pooling}[model]
+    pooling = pooling or {"tiny": args.tiny_pooling, "mini": args.mini_pooling, "real": args.real_pooling}[model]
     epochs = {"tiny-full": args.tiny_full_epochs, "tiny-scratch": args.scratch_epochs,
+              "mini-full": args.mini_full_epochs, "mini-scratch": args.mini_scratch_epochs,
               "real-full": args.real_full_epochs}.get(row, args.probe_epochs)
-    lr = {"tiny-full": args.tiny_full_lr, "real-full": args.real_full_lr}.get(row)
+    lr = {"tiny-full": args.tiny_full_lr, "mini-full": args.mini_full_lr, "real-full": args.real_full_lr}.get(row)
     cache = caches.setdefault((model, task), finetune.FeatureCache())
     return finetune_run(files, out, seed, init, mode, pooling, epochs, lr, args.max_seq_len, args.threads, cache,
                         args.device)
@@ -249,21 +251,31 @@ def add_protocol_arguments(p: argparse.ArgumentParser, rows) -> None:
     p.add_argument("--mr-only-folds", nargs="+", type=int, help="run only these MR folds (1-based)")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The BERTs of the table and how each is fine-tuned (shared with ``compare_distillation.py``'s teachers)."""
     p.add_argument("--real", help="a real pretrained BERT folder (e.g. all-MiniLM-L6-v2, sentence-transformers layout)")
-    p.add_argument("--tiny", help="our pretrained model: a `minibert pretrain` run folder or its export/")
-    add_protocol_arguments(p, ROWS)
+    p.add_argument("--tiny", help="our pretrained `tiny`: a `minibert pretrain` run folder or its export/")
+    p.add_argument("--mini", help="our pretrained `mini`: a `minibert pretrain --preset mini` run folder or its export/")
     p.add_argument("--max-seq-len", type=int, default=64, help="BERT ids per sentence (SST-2/MR sentences fit)")
-    p.add_argument("--textcnn-epochs", type=int, default=25)
-    p.add_argument("--probe-epochs", type=int, default=30)
-    p.add_argument("--scratch-epochs", type=int, default=10)
+    p.add_argument("--probe-epochs", type=int, default=30, help="epochs of every probe row")
+    p.add_argument("--scratch-epochs", type=int, default=10, help="epochs of the tiny-scratch row")
     p.add_argument("--tiny-full-epochs", type=int, default=10)
     p.add_argument("--tiny-full-lr", type=float, default=5e-4)
+    p.add_argument("--mini-scratch-epochs", type=int, default=3)
+    p.add_argument("--mini-full-epochs", type=int, default=3)
+    p.add_argument("--mini-full-lr", type=float, default=2e-4)
     p.add_argument("--real-full-epochs", type=int, default=3)
     p.add_argument("--real-full-lr", type=float, default=5e-5)
     p.add_argument("--tiny-pooling", default="pooler", help="pooling of the tiny scratch/full rows")
+    p.add_argument("--mini-pooling", default="pooler", help="pooling of the mini scratch/full rows")
     p.add_argument("--real-pooling", default="mean", help="pooling of the real full row (MiniLM was trained mean-pooled)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_model_arguments(p)
+    add_protocol_arguments(p, ROWS)
+    p.add_argument("--textcnn-epochs", type=int, default=25)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="device of the BERT rows (auto, cuda, mps, cpu)")
     p.add_argument("--out", default="runs/compare")

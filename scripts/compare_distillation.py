@@ -214,8 +214,6 @@ def write_table(table: dict, args) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--real", help="a real pretrained BERT folder (e.g. all-MiniLM-L6-v2)")
-    p.add_argument("--tiny", help="our pretrained model: a `minibert pretrain` run folder or its export/")
     p.add_argument("--real-teacher", help="an existing `minibert finetune` run used as the real teacher of every "
                                           "SST-2 seed (reduced table)")
     p.add_argument("--vectors-bert", help="the BERT of the *-bert rows (default: --real)")
@@ -226,19 +224,12 @@ def main(argv=None) -> int:
                    help="epochs of the -aug rows (their epochs are 1 + --augment times longer); 0 = --epochs")
     p.add_argument("--temperature", type=float, default=4.0, help="temperature of the kd rows")
     p.add_argument("--throughput-sentences", type=int, default=256)
-    # the teacher rows use compare_classifiers' runner and its settings
-    p.add_argument("--max-seq-len", type=int, default=64)
-    p.add_argument("--tiny-full-epochs", type=int, default=10)
-    p.add_argument("--tiny-full-lr", type=float, default=5e-4)
-    p.add_argument("--real-full-epochs", type=int, default=3)
-    p.add_argument("--real-full-lr", type=float, default=5e-5)
-    p.add_argument("--tiny-pooling", default="pooler")
-    p.add_argument("--real-pooling", default="mean")
+    cc.add_model_arguments(p)   # the teacher rows use compare_classifiers' runner and its settings
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="device of the teacher fine-tuning runs (auto, cuda, mps, cpu)")
     p.add_argument("--out", default="runs/compare_distill")
     args = p.parse_args(argv)
-    args.textcnn_epochs, args.probe_epochs, args.scratch_epochs = args.epochs, 30, 10  # for cc.run_row
+    args.textcnn_epochs = args.epochs          # for cc.run_row
     args.table_only = False                    # cc.run_row then trains a missing teacher instead of skipping it
     caches: dict = {}
     table: dict = {}

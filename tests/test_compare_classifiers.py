@@ -1,0 +1,72 @@
+"""scripts/compare_classifiers.py: rows, labels and settings of the comparison table (issue 11, tutorial 09).
+
+The table's runs are hours of training; these tests check the bookkeeping around them on a toy data folder:
+every row has a name and the settings it is trained with, a missing model path is one clear error, and
+``--table-only`` merges the runs that exist, in the order of ``ROWS``, with mean +- std over seeds.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import load_script
+
+
+@pytest.fixture(scope="module")
+def cc():
+    return load_script("compare_classifiers")
+
+
+def toy_data(root: Path) -> Path:
+    """A data folder with the three SST-2 files the script reads (GLUE train TSV, stsa dev and test)."""
+    cls = root / "classification"
+    (cls / "GLUE-SST-2").mkdir(parents=True)
+    (cls / "SST-2").mkdir()
+    (cls / "GLUE-SST-2" / "train.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{w} film\t{i % 2}\n" for i, w in enumerate(["good", "bad"] * 4)))
+    for name in ("stsa.binary.dev", "stsa.binary.test"):
+        (cls / "SST-2" / name).write_text("1 a good film\n0 a bad film\n")
+    return root
+
+
+def test_every_row_has_a_label_and_every_bert_row_names_its_settings(cc):
+    assert set(cc.LABELS) == set(cc.ROWS) and len(cc.ROWS) == len(set(cc.ROWS))
+    assert cc.LABELS["mini-full"] == "our `mini`, full fine-tuning"
+    assert cc.LABELS["real-probe-mean"] == "MiniLM-L6, probe (mean)"
+    p = __import__("argparse").ArgumentParser()
+    cc.add_model_arguments(p)
+    args = p.parse_args(["--mini", "m", "--mini-full-epochs", "2", "--mini-full-lr", "1e-4"])
+    assert (args.mini, args.mini_full_epochs, args.mini_full_lr, args.mini_pooling) == ("m", 2, 1e-4, "pooler")
+    for row in cc.ROWS:
+        model = row.partition("-")[0]
+        if model in cc.MODELS:
+            assert hasattr(args, model) and hasattr(args, f"{model}_pooling"), row
+
+
+def test_a_bert_row_without_its_model_path_is_one_clear_error(cc, tmp_path):
+    data = toy_data(tmp_path / "data")
+    with pytest.raises(SystemExit, match="row mini-full needs --mini PATH"):
+        cc.main(["--tasks", "sst2", "--rows", "mini-full", "--seeds", "0", "--data-dir", str(data),
+                 "--out", str(tmp_path / "out")])
+
+
+def test_table_only_merges_existing_runs_in_row_order_with_mean_and_std(cc, tmp_path):
+    data = toy_data(tmp_path / "data")
+    out = tmp_path / "out"
+    accuracies = {"mini-full": [0.80, 0.82], "tiny-full": [0.70, 0.74]}
+    for row, accs in accuracies.items():
+        for seed, acc in enumerate(accs):
+            run = out / "sst2" / row / f"seed_{seed}"
+            run.mkdir(parents=True)
+            (run / "results.json").write_text(json.dumps(
+                {"test_accuracy": acc, "test_f1_macro": acc, "train_seconds": 10.0 * (seed + 1),
+                 "num_trainable_parameters": 1234}))
+    assert cc.main(["--tasks", "sst2", "--seeds", "0", "1", "--data-dir", str(data), "--out", str(out),
+                    "--table-only"]) == 0
+    lines = (out / "table.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| our `tiny`, full fine-tuning",
+                                                            "| our `mini`, full fine-tuning"]
+    assert lines[3] == "| our `mini`, full fine-tuning | 1,234 | 81.0 ± 1.4 (n=2) | 15 |", lines[3]
+    table = json.loads((out / "table.json").read_text())["table"]["sst2"]
+    assert table["tiny-full"]["accuracy_mean"] == pytest.approx(72.0)
