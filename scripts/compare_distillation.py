@@ -17,7 +17,13 @@ Rows (``--rows``):
 * ``kd-real``, ``mse-real``, ``kd-real-aug``, ``mse-real-aug`` (and the same
   with ``tiny``): ``textcnn distill`` from that teacher, with ``--loss kd`` or
   ``mse``, without or with ``--augment N`` (``--augment``); the ``mse``
-  student reuses the ``kd`` student's cached teacher logits.
+  student reuses the ``kd`` student's cached teacher logits;
+* ``kd-real-mc``, ``mse-real-mc`` (and ``-aug-mc``, and the same with
+  ``tiny``): the same students in TextCNN's multichannel mode with the
+  BERT-derived vectors of ``textcnn-multichannel-bert`` — distillation and
+  pretrained vectors together; compare them with that row, not only with
+  TextCNN-rand, to see what the teacher adds to the vectors. Every student of
+  one teacher and transfer set reuses the teacher logits cached by the first.
 
 Protocols as ``compare_classifiers.py``: SST-2 trains on ``--sst2-train``
 (default GLUE ``train.tsv``), selects on ``stsa.binary.dev``, tests on
@@ -67,7 +73,8 @@ TEACHERS = ("real", "tiny")
 TABLE = "distill_table"  # not table.*: --out may be compare_classifiers.py's folder, whose runs are shared
 ROWS = (["textcnn-rand", "textcnn-static-bert", "textcnn-non-static-bert", "textcnn-multichannel-bert"]
         + [f"teacher-{t}" for t in TEACHERS]
-        + [f"{loss}-{t}{aug}" for t in TEACHERS for aug in ("", "-aug") for loss in ("kd", "mse")])
+        + [f"{loss}-{t}{aug}{mc}" for mc in ("", "-mc") for t in TEACHERS for aug in ("", "-aug")
+           for loss in ("kd", "mse")])
 LABELS = {"textcnn-rand": "TextCNN-rand", "textcnn-static-bert": "TextCNN static, BERT-derived vectors",
           "textcnn-non-static-bert": "TextCNN non-static, BERT-derived vectors",
           "textcnn-multichannel-bert": "TextCNN multichannel, BERT-derived vectors",
@@ -76,6 +83,9 @@ for _t, _name in (("real", "MiniLM-L6"), ("tiny", "our `tiny`")):
     for _loss in ("kd", "mse"):
         LABELS[f"{_loss}-{_t}"] = f"TextCNN distilled from {_name}, {_loss}"
         LABELS[f"{_loss}-{_t}-aug"] = f"TextCNN distilled from {_name}, {_loss}, augmented"
+        for _aug, _what in (("", ""), ("-aug", ", augmented")):
+            LABELS[f"{_loss}-{_t}{_aug}-mc"] = (f"TextCNN multichannel, BERT-derived vectors, distilled from {_name}, "
+                                                f"{_loss}{_what}")
 
 
 def bert_vectors_file(bert: str, train_texts, path: Path) -> str:
@@ -107,8 +117,8 @@ def textcnn_run(files: dict, out: Path, seed: int, args, mode: str = "rand", vec
 
 
 def distill_run(files: dict, out: Path, seed: int, teacher: Path, loss: str, augment: int, reuse: Path | None,
-                args) -> dict:
-    """``textcnn distill`` of a TextCNN-rand student from ``teacher``."""
+                args, vectors: str | None = None) -> dict:
+    """``textcnn distill`` from ``teacher`` of a TextCNN-rand student, or of a multichannel one given ``vectors``."""
     from textcnn import distill
 
     epochs = args.aug_epochs if augment and args.aug_epochs else args.epochs
@@ -116,6 +126,8 @@ def distill_run(files: dict, out: Path, seed: int, teacher: Path, loss: str, aug
             "--loss", loss, "--temperature", str(args.temperature), "--augment", str(augment),
             "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), "--threads", str(args.threads),
             "--device", "cpu", "--throughput-sentences", str(args.throughput_sentences)]
+    if vectors:
+        argv += ["--mode", "multichannel", "--vectors", vectors]
     if reuse is not None and (reuse / distill.TRANSFER_FILE).is_file():
         argv += ["--reuse-teacher-logits", str(reuse)]
     return distill.run(distill.build_parser().parse_args(argv), log=lambda s: print("  " + s, flush=True))
@@ -138,7 +150,7 @@ def read_existing(out: Path, row: str, args) -> dict | None:
     if not path.exists():
         return None
     result = json.loads(path.read_text(encoding="utf-8"))
-    wanted = args.aug_epochs if row.endswith("-aug") and args.aug_epochs else args.epochs
+    wanted = args.aug_epochs if "-aug" in row and args.aug_epochs else args.epochs
     if row.startswith(("textcnn-", "kd-", "mse-")) and result.get("args", {}).get("epochs", wanted) != wanted:
         raise SystemExit(f"{path} was trained for {result['args']['epochs']} epochs, this table asks for {wanted}: "
                          f"give another --out or the same --epochs / --aug-epochs")
@@ -164,16 +176,26 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
         return textcnn_run(files, out, seed, args)
     if row.startswith("textcnn-"):
         mode = row[len("textcnn-"):-len("-bert")]
-        bert = args.vectors_bert or args.real
-        if not bert:
-            raise SystemExit(f"row {row} needs --vectors-bert PATH (or --real)")
-        vectors = bert_vectors_file(bert, train[0], data / "bert_vectors.txt")
-        return textcnn_run(files, out, seed, args, mode=mode, vectors=vectors)
-    loss, model, *aug = row.split("-")
+        return textcnn_run(files, out, seed, args, mode=mode, vectors=row_vectors(row, train, data, args))
+    loss, model, *flags = row.split("-")
+    aug = "aug" in flags
+    vectors = row_vectors(row, train, data, args) if "mc" in flags else None
     run_row(f"teacher-{model}", task, name, seed, train, dev, test, names, args, caches)
     teacher = teacher_folder(task, name, model, args)
-    reuse = Path(args.out) / task / f"kd-{model}{'-aug' if aug else ''}" / name if loss == "mse" else None
-    return distill_run(files, out, seed, teacher, loss, args.augment if aug else 0, reuse, args)
+    # the teacher's logits on a transfer set do not depend on the student: a student reuses those cached by
+    # the first student of the same teacher and transfer set (same seed and --augment) that has finished
+    others = [Path(args.out) / task / f"{other}-{model}{'-aug' if aug else ''}{mc}" / name
+              for mc in ("", "-mc") for other in ("kd", "mse")]
+    reuse = next((o for o in others if o != out and (o / "results.json").is_file()), None)
+    return distill_run(files, out, seed, teacher, loss, args.augment if aug else 0, reuse, args, vectors)
+
+
+def row_vectors(row: str, train, data: Path, args) -> str:
+    """The BERT-derived vectors file of a ``textcnn-*-bert`` or ``*-mc`` row (written once per split)."""
+    bert = args.vectors_bert or args.real
+    if not bert:
+        raise SystemExit(f"row {row} needs --vectors-bert PATH (or --real)")
+    return bert_vectors_file(bert, train[0], data / "bert_vectors.txt")
 
 
 def summarise(results: list[dict]) -> dict:

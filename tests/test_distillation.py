@@ -493,3 +493,34 @@ def test_the_distillation_table_gives_compare_classifiers_every_setting_it_reads
     missing = sorted(name for name in read if not hasattr(args, name))
     assert not missing, f"compare_classifiers reads settings compare_distillation does not define: {missing}"
     assert args.table_only is False, "a table of distilled rows must train a missing teacher, not skip it"
+
+
+def test_a_multichannel_student_row_gets_the_bert_vectors_and_reuses_a_siblings_teacher_logits(tmp_path, monkeypatch):
+    """``mse-real-mc``: a multichannel student on the vectors file of ``textcnn-multichannel-bert``, and the teacher
+    logits cached by an earlier student of the same teacher and transfer set (here ``kd-real``), not recomputed;
+    the augmented sibling's cache is never taken for an unaugmented row."""
+    import argparse
+
+    module = load_script("compare_distillation")
+    assert {"kd-real-mc", "mse-real-aug-mc", "kd-tiny-mc"} <= set(module.ROWS)
+    assert module.LABELS["mse-real-aug-mc"].endswith("distilled from MiniLM-L6, mse, augmented")
+    out = tmp_path / "sst2"
+    for folder in ("real-full", "kd-real-aug", "kd-real"):
+        (out / folder / "seed_0").mkdir(parents=True)
+        (out / folder / "seed_0" / "results.json").write_text(json.dumps({"test_accuracy": 0.9}))
+    vectors = out / "_data" / "seed_0" / "bert_vectors.txt"
+    vectors.parent.mkdir(parents=True)
+    vectors.write_text("1 2\ngood 0.1 0.2\n")
+    calls = []
+    monkeypatch.setattr(module, "distill_run", lambda *a, **k: calls.append(a) or {"test_accuracy": 0.8})
+    args = argparse.Namespace(out=str(tmp_path), epochs=10, aug_epochs=5, augment=4, real="bert", vectors_bert=None,
+                              real_teacher=None)
+    split = (["good film", "bad film"], [1, 0])
+    assert module.run_row("mse-real-mc", "sst2", "seed_0", 0, split, split, split, ["0", "1"], args, {}) == {
+        "test_accuracy": 0.8}
+    files, run, seed, teacher, loss, augment, reuse, _, vectors_arg = calls[0]
+    assert (loss, augment, vectors_arg) == ("mse", 0, str(vectors))
+    assert teacher == out / "real-full" / "seed_0" and run == out / "mse-real-mc" / "seed_0"
+    assert reuse == out / "kd-real" / "seed_0"
+    module.run_row("kd-real", "sst2", "seed_0", 0, split, split, split, ["0", "1"], args, {})   # read, not rerun
+    assert len(calls) == 1
