@@ -16,8 +16,7 @@ Rows (``--rows``):
   ``tiny-full``, same folders);
 * ``kd-real``, ``mse-real``, ``kd-real-aug``, ``mse-real-aug`` (and the same
   with ``tiny``): ``textcnn distill`` from that teacher, with ``--loss kd`` or
-  ``mse``, without or with ``--augment N`` (``--augment``); the ``mse``
-  student reuses the ``kd`` student's cached teacher logits;
+  ``mse``, without or with ``--augment N`` (``--augment``);
 * ``kd-real-mc``, ``mse-real-mc`` (and ``-aug-mc``, and the same with
   ``tiny``): the same students in TextCNN's multichannel mode with the
   BERT-derived vectors of ``textcnn-multichannel-bert`` — distillation and
