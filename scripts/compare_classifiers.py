@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -163,9 +164,14 @@ def finetune_run(files: dict, out: Path, seed: int, init: str, mode: str, poolin
 
 
 def write_label_text(path: Path, texts, labels, names) -> str:
-    """Write ``<label> <text>`` lines (the neural commands read files)."""
+    """Write ``<label> <text>`` lines (the neural commands read files).
+
+    Written to a temporary name and renamed, so two invocations sharing ``--out`` (one per core) never read a
+    half-written file of the other."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{names[y]} {' '.join(t.split())}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(f"{names[y]} {' '.join(t.split())}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    os.replace(tmp, path)
     return str(path)
 
 
