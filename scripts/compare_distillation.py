@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -99,7 +100,9 @@ def bert_vectors_file(bert: str, train_texts, path: Path) -> str:
     lines = [f"{len(words)} {loaded.weight.shape[1]}"]
     lines += [w + " " + " ".join(f"{v:.7g}" for v in loaded.weight[i].tolist()) for i, w in enumerate(words, 2)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # renamed when complete: a parallel run never reads half
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return str(path)
 
 
