@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ from minibert import finetune
 from minibert.classification_data import (LabelMap, Vocabulary, clean_text_kim, dev_split,
                                           read_examples, stratified_kfold)
 from minibert.metrics import classification_metrics
+from minibert.textio import atomic_write_text
 
 #: The BERTs of the table: the command-line flag of each is ``--<name>``, its name in the table the value.
 MODELS = {"tiny": "our `tiny`", "mini": "our `mini`", "real": "MiniLM-L6"}
@@ -169,9 +169,7 @@ def write_label_text(path: Path, texts, labels, names) -> str:
     Written to a temporary name and renamed, so two invocations sharing ``--out`` (one per core) never read a
     half-written file of the other."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(f"{names[y]} {' '.join(t.split())}\n" for t, y in zip(texts, labels)), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text("".join(f"{names[y]} {' '.join(t.split())}\n" for t, y in zip(texts, labels)), path)
     return str(path)
 
 

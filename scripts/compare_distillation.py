@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -67,6 +66,7 @@ sys.path.insert(0, str(ROOT / "scripts"))   # scripts/ is not a package: import 
 import compare_classifiers as cc  # noqa: E402
 
 from minibert.classification_data import Vocabulary  # noqa: E402
+from minibert.textio import atomic_write_text  # noqa: E402
 from textcnn.data import tokenize  # noqa: E402
 
 TEACHERS = ("real", "tiny")
@@ -100,9 +100,7 @@ def bert_vectors_file(bert: str, train_texts, path: Path) -> str:
     lines = [f"{len(words)} {loaded.weight.shape[1]}"]
     lines += [w + " " + " ".join(f"{v:.7g}" for v in loaded.weight[i].tolist()) for i, w in enumerate(words, 2)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # renamed when complete: a parallel run never reads half
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text("\n".join(lines) + "\n", path)  # a parallel run never reads half a file
     return str(path)
 
 
