@@ -27,7 +27,7 @@ warm-up then linear decay; after every epoch, dev metrics; keep the epoch with
 the best dev accuracy; test metrics of that epoch; write ``metrics.jsonl``,
 ``results.json``, ``confusion_matrix.png`` and ``export/``, a folder that
 ``transformers.AutoModelForSequenceClassification`` and ``AutoTokenizer``
-load (with ``id2label``/``label2id``), and that :func:`load_classifier` and
+load (with ``id2label``/``label2id``), and that :func:`minibert.classify.load_classifier` and
 ``minibert classify`` read.
 """
 
@@ -45,8 +45,8 @@ import torch
 
 from minibert.classification_data import (ClassificationDataError, LabelMap, Split, add_data_arguments,
                                           check_data_arguments, load_splits, train_all_splits)
-from minibert.classify import (CLASSIFIER_FILE, Classifier, ClassifierError, batch_order, collate,  # noqa: F401
-                               encode_texts, load_classifier, logits_of, model_folder, predict_logits)
+from minibert.classify import (CLASSIFIER_FILE, ClassifierError, batch_order, collate, encode_texts, logits_of,
+                               model_folder)
 from minibert.cli import (ArgumentParser, CLIError, non_negative_float, non_negative_int, positive_float,
                           positive_int, run_command)
 from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
