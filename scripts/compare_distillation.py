@@ -34,7 +34,8 @@ read, not rerun (refused if it trained for other epochs). Give the same
 and ``tiny-full`` runs are the teachers, its ``textcnn`` run is the
 TextCNN-rand row. ``--real-teacher RUN`` uses one existing ``minibert
 finetune`` run as the real teacher of every SST-2 seed (a reduced table).
-The table goes to ``--out/distill_table.md`` and ``--out/distill_table.json``: accuracy,
+The table goes to ``--out/distill_table.md`` and ``--out/distill_table.json`` (rows of other tasks and
+rows an earlier invocation wrote there are kept; this invocation's replace theirs): accuracy,
 macro F1, parameters, CPU sentences/s at batch 64 (student and teacher,
 measured side by side by ``textcnn distill``), train seconds per run.
 
@@ -211,11 +212,30 @@ def summarise(results: list[dict]) -> dict:
     return s
 
 
+def merged_table(table: dict, args, path: Path) -> tuple[dict, dict]:
+    """``table`` over the one an earlier invocation wrote to ``path``: its other tasks and rows are kept.
+
+    The SST-2 and MR halves are separate invocations (other flags, other lanes) sharing ``--out``; each adds
+    its rows instead of erasing the other's. A kept row was summarised from the same ``--out`` folders.
+    Returns the table and, per task, the arguments of the invocation that last wrote it.
+    """
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    merged = {task: dict(rows) for task, rows in old.get("table", {}).items()}
+    settings = dict(old.get("args_by_task", {}))
+    for task, rows in table.items():
+        merged.setdefault(task, {}).update(rows)
+        settings[task] = vars(args)
+    order = [task for task in ("sst2", "mr") if task in merged]
+    return {task: merged[task] for task in order}, {task: settings[task] for task in order if task in settings}
+
+
 def write_table(table: dict, args) -> None:
+    """``--out/distill_table.json`` and ``.md``: this invocation's rows merged into what is already there."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / (TABLE + ".json")).write_text(json.dumps({"table": table, "args": vars(args)}, indent=1) + "\n",
-                                       encoding="utf-8")
+    table, settings = merged_table(table, args, out / (TABLE + ".json"))
+    atomic_write_text(json.dumps({"table": table, "args_by_task": settings}, indent=1) + "\n",
+                      out / (TABLE + ".json"))
     lines = []
     for task, rows in table.items():
         lines += [f"**{task}**", "",
@@ -231,7 +251,7 @@ def write_table(table: dict, args) -> None:
             lines.append(f"| {LABELS[row]} | {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']}) | "
                          f"{s['f1_macro_mean']:.1f} | {params} | {speed} | {s['train_seconds_mean']:.0f} |")
         lines.append("")
-    (out / (TABLE + ".md")).write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text("\n".join(lines), out / (TABLE + ".md"))
 
 
 def main(argv=None) -> int:

@@ -524,3 +524,31 @@ def test_a_multichannel_student_row_gets_the_bert_vectors_and_reuses_a_siblings_
     assert reuse == out / "kd-real" / "seed_0"
     module.run_row("kd-real", "sst2", "seed_0", 0, split, split, split, ["0", "1"], args, {})   # read, not rerun
     assert len(calls) == 1
+
+
+def test_the_distillation_table_keeps_the_rows_other_invocations_wrote(tmp_path):
+    """The SST-2 and MR halves (and two lanes of one table) are separate invocations sharing ``--out``: each one
+    adds its rows to ``distill_table.*``; a row it ran again replaces the old one; tasks keep the SST-2, MR order."""
+    import argparse
+
+    module = load_script("compare_distillation")
+
+    def summary(acc):
+        return {"accuracy_mean": acc, "accuracy_std": 0.5, "n": 3, "f1_macro_mean": acc, "num_parameters": 10,
+                "train_seconds_mean": 1.0}
+
+    module.write_table({"mr": {"textcnn-rand": summary(70.0)}}, argparse.Namespace(out=str(tmp_path), tasks=["mr"]))
+    module.write_table({"sst2": {"textcnn-rand": summary(80.0), "teacher-real": summary(88.0)}},
+                       argparse.Namespace(out=str(tmp_path), tasks=["sst2"]))
+    module.write_table({"mr": {"teacher-real": summary(82.0), "textcnn-rand": summary(71.0)}},
+                       argparse.Namespace(out=str(tmp_path), tasks=["mr"]))
+    saved = json.loads((tmp_path / "distill_table.json").read_text())
+    assert list(saved["table"]) == ["sst2", "mr"]
+    assert {row: s["accuracy_mean"] for row, s in saved["table"]["mr"].items()} == {
+        "textcnn-rand": 71.0, "teacher-real": 82.0}
+    assert saved["table"]["sst2"]["teacher-real"]["accuracy_mean"] == 88.0
+    assert saved["args_by_task"] == {"sst2": {"out": str(tmp_path), "tasks": ["sst2"]},
+                                     "mr": {"out": str(tmp_path), "tasks": ["mr"]}}
+    md = (tmp_path / "distill_table.md").read_text()
+    assert md.index("**sst2**") < md.index("**mr**")
+    assert "| TextCNN-rand | 71.0 ± 0.5 (n=3) |" in md and "70.0" not in md and "88.0 ± 0.5" in md
