@@ -17,6 +17,12 @@ Rows (``--rows``):
 * ``kd-real``, ``mse-real``, ``kd-real-aug``, ``mse-real-aug`` (and the same
   with ``tiny``): ``textcnn distill`` from that teacher, with ``--loss kd`` or
   ``mse``, without or with ``--augment N`` (``--augment``);
+* ``kd-real-augl``, ``mse-real-augl`` (and ``tiny``): augmented from the long
+  examples only, ``--augl-copies`` new sentences for each training example
+  of at least ``--augl-min-words`` words (``textcnn distill
+  --augment-min-words``). On GLUE's SST-2, nine examples in ten are short
+  phrases the treebank already labels; this spends the teacher's passes on
+  sentence-length text, where the test sentences are;
 * ``kd-real-mc``, ``mse-real-mc`` (and ``-aug-mc``, and the same with
   ``tiny``): the same students in TextCNN's multichannel mode with the
   BERT-derived vectors of ``textcnn-multichannel-bert`` — distillation and
@@ -71,10 +77,14 @@ from minibert.textio import atomic_write_text  # noqa: E402
 from textcnn.data import tokenize  # noqa: E402
 
 TEACHERS = ("real", "tiny")
+# transfer sets: none; "-aug": --augment new sentences per training example; "-augl": --augl-copies per
+# training example of at least --augl-min-words words (the long ones: GLUE's SST-2 is mostly short phrases)
+AUGMENTS = ("", "-aug", "-augl")
+AUGMENT_WHAT = {"": "", "-aug": ", augmented", "-augl": ", augmented from the long examples"}
 TABLE = "distill_table"  # not table.*: --out may be compare_classifiers.py's folder, whose runs are shared
 ROWS = (["textcnn-rand", "textcnn-static-bert", "textcnn-non-static-bert", "textcnn-multichannel-bert"]
         + [f"teacher-{t}" for t in TEACHERS]
-        + [f"{loss}-{t}{aug}{mc}" for mc in ("", "-mc") for t in TEACHERS for aug in ("", "-aug")
+        + [f"{loss}-{t}{aug}{mc}" for mc in ("", "-mc") for t in TEACHERS for aug in AUGMENTS
            for loss in ("kd", "mse")])
 LABELS = {"textcnn-rand": "TextCNN-rand", "textcnn-static-bert": "TextCNN static, BERT-derived vectors",
           "textcnn-non-static-bert": "TextCNN non-static, BERT-derived vectors",
@@ -82,9 +92,8 @@ LABELS = {"textcnn-rand": "TextCNN-rand", "textcnn-static-bert": "TextCNN static
           "teacher-real": "teacher: MiniLM-L6 fine-tuned", "teacher-tiny": "teacher: our `tiny` fine-tuned"}
 for _t, _name in (("real", "MiniLM-L6"), ("tiny", "our `tiny`")):
     for _loss in ("kd", "mse"):
-        LABELS[f"{_loss}-{_t}"] = f"TextCNN distilled from {_name}, {_loss}"
-        LABELS[f"{_loss}-{_t}-aug"] = f"TextCNN distilled from {_name}, {_loss}, augmented"
-        for _aug, _what in (("", ""), ("-aug", ", augmented")):
+        for _aug, _what in AUGMENT_WHAT.items():
+            LABELS[f"{_loss}-{_t}{_aug}"] = f"TextCNN distilled from {_name}, {_loss}{_what}"
             LABELS[f"{_loss}-{_t}{_aug}-mc"] = (f"TextCNN multichannel, BERT-derived vectors, distilled from {_name}, "
                                                 f"{_loss}{_what}")
 
@@ -117,14 +126,25 @@ def textcnn_run(files: dict, out: Path, seed: int, args, mode: str = "rand", vec
     return textcnn_train.run(textcnn_train.build_parser().parse_args(argv), log=lambda s: print("  " + s, flush=True))
 
 
-def distill_run(files: dict, out: Path, seed: int, teacher: Path, loss: str, augment: int, reuse: Path | None,
+def transfer_settings(row: str, args) -> tuple[str, int, int, int]:
+    """``(suffix, --augment, --augment-min-words, --epochs)`` of a student row (suffix: one of :data:`AUGMENTS`)."""
+    flags = row.split("-")[2:]
+    if "augl" in flags:
+        return "-augl", args.augl_copies, args.augl_min_words, args.augl_epochs or args.epochs
+    if "aug" in flags:
+        return "-aug", args.augment, 1, args.aug_epochs or args.epochs
+    return "", 0, 1, args.epochs
+
+
+def distill_run(files: dict, out: Path, seed: int, teacher: Path, loss: str, row: str, reuse: Path | None,
                 args, vectors: str | None = None) -> dict:
     """``textcnn distill`` from ``teacher`` of a TextCNN-rand student, or of a multichannel one given ``vectors``."""
     from textcnn import distill
 
-    epochs = args.aug_epochs if augment and args.aug_epochs else args.epochs
+    _, augment, min_words, epochs = transfer_settings(row, args)
     argv = ["--teacher", str(teacher), "--train", files["train"], "--dev", files["dev"], "--test", files["test"],
             "--loss", loss, "--temperature", str(args.temperature), "--augment", str(augment),
+            "--augment-min-words", str(min_words),
             "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), "--threads", str(args.threads),
             "--device", "cpu", "--throughput-sentences", str(args.throughput_sentences)]
     if vectors:
@@ -151,10 +171,17 @@ def read_existing(out: Path, row: str, args) -> dict | None:
     if not path.exists():
         return None
     result = json.loads(path.read_text(encoding="utf-8"))
-    wanted = args.aug_epochs if "-aug" in row and args.aug_epochs else args.epochs
+    wanted = transfer_settings(row, args)[3] if row.startswith(("kd-", "mse-")) else args.epochs
     if row.startswith(("textcnn-", "kd-", "mse-")) and result.get("args", {}).get("epochs", wanted) != wanted:
         raise SystemExit(f"{path} was trained for {result['args']['epochs']} epochs, this table asks for {wanted}: "
-                         f"give another --out or the same --epochs / --aug-epochs")
+                         f"give another --out or the same --epochs / --aug-epochs / --augl-epochs")
+    if row.startswith(("kd-", "mse-")):
+        _, augment, min_words, _ = transfer_settings(row, args)
+        ran = result.get("args", {})
+        if (ran.get("augment", augment), ran.get("augment_min_words", 1)) != (augment, min_words):
+            raise SystemExit(f"{path} was distilled with --augment {ran.get('augment')} --augment-min-words "
+                             f"{ran.get('augment_min_words', 1)}, this table asks for {augment} / {min_words}: "
+                             f"give another --out or the same transfer-set options")
     return result
 
 
@@ -179,16 +206,16 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
         mode = row[len("textcnn-"):-len("-bert")]
         return textcnn_run(files, out, seed, args, mode=mode, vectors=row_vectors(row, train, data, args))
     loss, model, *flags = row.split("-")
-    aug = "aug" in flags
+    suffix = transfer_settings(row, args)[0]
     vectors = row_vectors(row, train, data, args) if "mc" in flags else None
     run_row(f"teacher-{model}", task, name, seed, train, dev, test, names, args, caches)
     teacher = teacher_folder(task, name, model, args)
     # the teacher's logits on a transfer set do not depend on the student: a student reuses those cached by
-    # the first student of the same teacher and transfer set (same seed and --augment) that has finished
-    others = [Path(args.out) / task / f"{other}-{model}{'-aug' if aug else ''}{mc}" / name
+    # the first student of the same teacher and transfer set (same seed and augmentation) that has finished
+    others = [Path(args.out) / task / f"{other}-{model}{suffix}{mc}" / name
               for mc in ("", "-mc") for other in ("kd", "mse")]
     reuse = next((o for o in others if o != out and (o / "results.json").is_file()), None)
-    return distill_run(files, out, seed, teacher, loss, args.augment if aug else 0, reuse, args, vectors)
+    return distill_run(files, out, seed, teacher, loss, row, reuse, args, vectors)
 
 
 def row_vectors(row: str, train, data: Path, args) -> str:
@@ -264,6 +291,11 @@ def main(argv=None) -> int:
     p.add_argument("--augment", type=int, default=20, help="new sentences per training sentence in the -aug rows")
     p.add_argument("--aug-epochs", type=int, default=0,
                    help="epochs of the -aug rows (their epochs are 1 + --augment times longer); 0 = --epochs")
+    p.add_argument("--augl-copies", type=int, default=6,
+                   help="new sentences per long training example in the -augl rows")
+    p.add_argument("--augl-min-words", type=int, default=10,
+                   help="the -augl rows augment only training examples of at least this many words")
+    p.add_argument("--augl-epochs", type=int, default=0, help="epochs of the -augl rows; 0 = --epochs")
     p.add_argument("--temperature", type=float, default=4.0, help="temperature of the kd rows")
     p.add_argument("--throughput-sentences", type=int, default=256)
     cc.add_model_arguments(p)   # the teacher rows use compare_classifiers' runner and its settings

@@ -267,9 +267,23 @@ def test_swapped_words_follow_the_training_unigram_distribution():
     assert all(w in words for _, tokens in out for w in tokens)
 
 
+def test_augmenting_only_the_long_sentences_skips_the_short_ones_without_a_draw():
+    """``min_words``: sources shorter than it get no new sentence, and the long ones get exactly what they get
+    when the short ones are not in the list at all (swaps off: the unigram sampler counts every source)."""
+    short = [s for s in SENTENCES if len(s) < 5]
+    long = [s for s in SENTENCES if len(s) >= 5]
+    assert short and long
+    out = augment(SENTENCES, copies=3, seed=7, p_swap=0.0, min_words=5)
+    assert out and all(len(SENTENCES[i]) >= 5 for i, _ in out)
+    index_of_long = [i for i, s in enumerate(SENTENCES) if len(s) >= 5]
+    alone = augment(long, copies=3, seed=7, p_swap=0.0)
+    assert out == [(index_of_long[i], tokens) for i, tokens in alone]
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(copies=-1), ">= 0"), (dict(copies=1, p_mask=1.5), "p_mask"),
     (dict(copies=1, p_mask=0.6, p_swap=0.6), "<= 1"), (dict(copies=1, max_ngram=0), "max_ngram"),
+    (dict(copies=1, min_words=0), "min_words"),
 ])
 def test_bad_augmentation_settings_get_one_clear_error(kwargs, message):
     """Impossible settings raise a ValueError naming the setting."""
@@ -456,17 +470,36 @@ def test_the_distillation_table_reuses_a_shared_run_only_when_its_epochs_match(t
     run = tmp_path / "sst2" / "textcnn" / "seed_0"
     run.mkdir(parents=True)
     (run / "results.json").write_text(json.dumps({"test_accuracy": 0.77, "args": {"epochs": 10}}))
-    args = argparse.Namespace(epochs=10, aug_epochs=5)
+    def table_args(**changes):
+        values = dict(epochs=10, augment=1, aug_epochs=5, augl_copies=6, augl_min_words=10, augl_epochs=4)
+        return argparse.Namespace(**{**values, **changes})
+
+    args = table_args()
     assert module.read_existing(run, "textcnn-rand", args)["test_accuracy"] == 0.77
     assert module.read_existing(tmp_path / "missing", "textcnn-rand", args) is None
     with pytest.raises(SystemExit, match="10 epochs, this table asks for 25"):
-        module.read_existing(run, "textcnn-rand", argparse.Namespace(epochs=25, aug_epochs=5))
+        module.read_existing(run, "textcnn-rand", table_args(epochs=25))
     aug = tmp_path / "sst2" / "kd-real-aug" / "seed_0"      # -aug rows are checked against --aug-epochs
     aug.mkdir(parents=True)
-    (aug / "results.json").write_text(json.dumps({"test_accuracy": 0.81, "args": {"epochs": 5}}))
+    (aug / "results.json").write_text(json.dumps({"test_accuracy": 0.81, "args": {"epochs": 5, "augment": 1}}))
     assert module.read_existing(aug, "kd-real-aug", args)["test_accuracy"] == 0.81
     with pytest.raises(SystemExit):
-        module.read_existing(aug, "kd-real-aug", argparse.Namespace(epochs=10, aug_epochs=3))
+        module.read_existing(aug, "kd-real-aug", table_args(aug_epochs=3))
+    with pytest.raises(SystemExit, match="transfer-set options"):   # another --augment: another transfer set
+        module.read_existing(aug, "kd-real-aug", table_args(augment=4))
+    # -augl rows: --augl-epochs, and the copies and minimum length of their own transfer set
+    augl = tmp_path / "sst2" / "mse-real-augl" / "seed_0"
+    augl.mkdir(parents=True)
+    (augl / "results.json").write_text(json.dumps(
+        {"test_accuracy": 0.85, "args": {"epochs": 4, "augment": 6, "augment_min_words": 10}}))
+    assert module.transfer_settings("mse-real-augl-mc", args) == ("-augl", 6, 10, 4)
+    assert module.transfer_settings("kd-tiny-aug", args) == ("-aug", 1, 1, 5)
+    assert module.transfer_settings("kd-real", args) == ("", 0, 1, 10)
+    assert module.read_existing(augl, "mse-real-augl", args)["test_accuracy"] == 0.85
+    with pytest.raises(SystemExit, match="transfer-set options"):
+        module.read_existing(augl, "mse-real-augl", table_args(augl_min_words=5))
+    with pytest.raises(SystemExit, match="this table asks for 10"):
+        module.read_existing(augl, "mse-real-augl", table_args(augl_epochs=0))
 
 
 def test_the_distillation_table_gives_compare_classifiers_every_setting_it_reads(monkeypatch):
@@ -513,17 +546,21 @@ def test_a_multichannel_student_row_gets_the_bert_vectors_and_reuses_a_siblings_
     vectors.write_text("1 2\ngood 0.1 0.2\n")
     calls = []
     monkeypatch.setattr(module, "distill_run", lambda *a, **k: calls.append(a) or {"test_accuracy": 0.8})
-    args = argparse.Namespace(out=str(tmp_path), epochs=10, aug_epochs=5, augment=4, real="bert", vectors_bert=None,
-                              real_teacher=None)
+    args = argparse.Namespace(out=str(tmp_path), epochs=10, aug_epochs=5, augment=4, augl_copies=6,
+                              augl_min_words=10, augl_epochs=4, real="bert", vectors_bert=None, real_teacher=None)
     split = (["good film", "bad film"], [1, 0])
     assert module.run_row("mse-real-mc", "sst2", "seed_0", 0, split, split, split, ["0", "1"], args, {}) == {
         "test_accuracy": 0.8}
-    files, run, seed, teacher, loss, augment, reuse, _, vectors_arg = calls[0]
-    assert (loss, augment, vectors_arg) == ("mse", 0, str(vectors))
+    files, run, seed, teacher, loss, row, reuse, _, vectors_arg = calls[0]
+    assert (loss, row, vectors_arg) == ("mse", "mse-real-mc", str(vectors))
+    assert module.transfer_settings(row, args)[1] == 0   # no augmentation
     assert teacher == out / "real-full" / "seed_0" and run == out / "mse-real-mc" / "seed_0"
     assert reuse == out / "kd-real" / "seed_0"
     module.run_row("kd-real", "sst2", "seed_0", 0, split, split, split, ["0", "1"], args, {})   # read, not rerun
     assert len(calls) == 1
+    # a row augmented from the long examples has another transfer set: neither sibling's cache is taken
+    module.run_row("mse-real-augl", "sst2", "seed_0", 0, split, split, split, ["0", "1"], args, {})
+    assert calls[1][5] == "mse-real-augl" and calls[1][6] is None
 
 
 def test_the_distillation_table_keeps_the_rows_other_invocations_wrote(tmp_path):

@@ -118,7 +118,7 @@ def build_transfer_set(tokens: list[list[str]], texts: list[str], labels: list[i
     enter :func:`textcnn.augment.augment`.
     """
     new = augment(tokens, args.augment, seed=args.seed, p_mask=args.p_mask, p_swap=args.p_swap,
-                  p_ngram=args.p_ngram) if args.augment else []
+                  p_ngram=args.p_ngram, min_words=args.augment_min_words) if args.augment else []
     return {
         "tokens": list(tokens) + [t for _, t in new],
         "teacher_texts": list(texts) + [teacher_text(t, mask_token) for _, t in new],
@@ -160,7 +160,7 @@ def cached_teacher_logits(out: Path, classifier, transfer: dict, column_order: l
         cached = torch.load(cache, map_location="cpu", weights_only=True)
         if cached.get("fingerprint") != key:
             raise CLIError(f"--reuse-teacher-logits {cache} holds another teacher's logits or another transfer "
-                           f"set (teacher, data, --augment, --seed and --p-* must be the same); drop the option")
+                           f"set (teacher, data, --augment, --augment-min-words, --seed and --p-* must be the same); drop the option")
         logits = cached["teacher_logits"]
         log(f"teacher: logits of {len(logits)} transfer sentences read from {cache}")
     else:
@@ -232,7 +232,9 @@ def run(args, log=print) -> dict:
     mask_token = classifier.tokenizer.convert_ids_to_tokens([classifier.tokenizer.mask_id])[0]
     transfer = build_transfer_set(train_tokens, split.train_texts, split.train_labels, args, mask_token)
     log(f"transfer set: {len(train_tokens)} training sentences + {len(transfer['tokens']) - len(train_tokens)} "
-        f"new ones (--augment {args.augment})")
+        f"new ones (--augment {args.augment}"
+        + (f", from the {sum(len(t) >= args.augment_min_words for t in train_tokens)} of at least "
+           f"{args.augment_min_words} words)" if args.augment and args.augment_min_words > 1 else ")"))
     soft = cached_teacher_logits(out, classifier, transfer, columns, args.teacher, args.teacher_batch_size,
                                  args.reuse_teacher_logits, log)  # (N, C): constants from here on
     gold = torch.tensor(transfer["labels"], dtype=torch.long)  # (N,), IGNORE_INDEX for new sentences
@@ -306,6 +308,9 @@ def build_parser(prog: str = "textcnn distill") -> ArgumentParser:
     g.add_argument("--alpha", type=non_negative_float, default=0.5, help="weight of the soft term in kd+ce (<= 1)")
     g.add_argument("--augment", type=non_negative_int, default=0, metavar="N",
                    help="new sentences per training sentence in the transfer set (Tang et al. used 20); 0 = none")
+    g.add_argument("--augment-min-words", type=positive_int, default=1, metavar="M",
+                   help="augment only training sentences of at least M words (default 1: all); e.g. 10 on GLUE's "
+                        "SST-2, where most examples are short phrases that already carry a label")
     g.add_argument("--p-mask", type=dropout_probability, default=0.1, help="augmentation: mask a word")
     g.add_argument("--p-swap", type=dropout_probability, default=0.1,
                    help="augmentation: swap a word for one drawn from the training unigrams")
