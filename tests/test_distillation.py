@@ -412,6 +412,24 @@ def test_labels_never_reach_the_students_inputs(toy, tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa), "--loss kd must not depend on the training labels"
 
 
+def test_augment_min_words_grows_the_transfer_set_from_the_long_sentences_only(toy, tmp_path):
+    """`--augment-min-words M`: every new sentence comes from a training sentence of at least M words, the
+    others get none, and the option is recorded with the run."""
+    out = tmp_path / "long_only"
+    lengths = sorted(len(line.split()) - 1 for line in toy["train"].read_text().splitlines())
+    m = lengths[len(lengths) // 2]   # about half of the toy sentences are long enough
+    assert _distill(toy, out, "--augment", "2", "--augment-min-words", str(m), "--epochs", "1",
+                    "--throughput-sentences", "0") == 0
+    cached = torch.load(out / "transfer_set.pt", weights_only=True)
+    n_train = len(lengths)
+    sources = cached["source"][n_train:].tolist()
+    assert sources, "no new sentence was made"
+    long = {i for i in range(n_train) if len(cached["tokens"][i]) >= m}
+    assert set(sources) <= long and len(set(sources)) >= len(long) // 2   # (a draw may repeat its source)
+    assert len(long) < n_train, "the test needs short sentences too"
+    assert json.loads((out / "results.json").read_text())["args"]["augment_min_words"] == m
+
+
 def test_reuse_teacher_logits_and_vectors_from_bert(toy, tmp_path, capsys):
     """A second student reuses the first run's teacher logits; --vectors-from-bert runs the multichannel mode."""
     first = tmp_path / "first"
