@@ -12,7 +12,9 @@ cross-validation of ``rt-polarity.all`` (one seed per fold, dev = 10% of the
 training folds). Every run writes its folder under ``--out``; a run whose
 ``results.json`` exists is read, not rerun, so the script resumes and a
 reduced table can be extended later. The table goes to ``--out/table.md``
-and ``--out/table.json``.
+and ``--out/table.json``; rows and tasks that other invocations wrote there
+are kept (this invocation's rows replace theirs), so two lanes or the SST-2
+and MR halves sharing ``--out`` end in one table.
 
 Full protocol (hours on a 2-core CPU)::
 
@@ -304,11 +306,30 @@ def main(argv=None) -> int:
     return 0
 
 
+def merged_table(table: dict, args, path: Path) -> tuple[dict, dict]:
+    """``table`` over the one an earlier invocation wrote to ``path``: its other tasks and rows are kept.
+
+    The SST-2 and MR halves (and two lanes of one table) are separate invocations sharing ``--out``; each adds
+    its rows instead of erasing the other's. A kept row was summarised from the same ``--out`` folders.
+    Used for ``table.json`` here and ``distill_table.json`` by ``compare_distillation.py``.
+    Returns the table and, per task, the arguments of the invocation that last wrote it.
+    """
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    merged = {task: dict(rows) for task, rows in old.get("table", {}).items()}
+    settings = dict(old.get("args_by_task", {}))
+    for task, rows in table.items():
+        merged.setdefault(task, {}).update(rows)
+        settings[task] = vars(args)
+    order = [task for task in ("sst2", "mr") if task in merged]
+    return {task: merged[task] for task in order}, {task: settings[task] for task in order if task in settings}
+
+
 def write_table(table: dict, args) -> None:
+    """``--out/table.json`` and ``.md``: this invocation's rows merged into what is already there."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.json").write_text(json.dumps({"table": table, "args": vars(args)}, indent=1) + "\n",
-                                    encoding="utf-8")
+    table, settings = merged_table(table, args, out / "table.json")
+    atomic_write_text(json.dumps({"table": table, "args_by_task": settings}, indent=1) + "\n", out / "table.json")
     names = {"sst2": "SST-2", "mr": "MR"}
     lines = ["| model | trained parameters | " + " | ".join(f"{names[t]} accuracy % | {names[t]} train s/run"
                                                           for t in table) + " |",
@@ -324,7 +345,7 @@ def write_table(table: dict, args) -> None:
                        f"{s['train_seconds_mean']:.0f}"] if s else ["–", "–"])
         n_params = next(table[t][row]["num_trainable_parameters"] for t in table if row in table[t])
         lines.append(f"| {LABELS[row]} | {n_params:,} | " + " | ".join(cells) + " |")
-    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text("\n".join(lines) + "\n", out / "table.md")
 
 
 if __name__ == "__main__":

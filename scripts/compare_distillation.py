@@ -239,28 +239,11 @@ def summarise(results: list[dict]) -> dict:
     return s
 
 
-def merged_table(table: dict, args, path: Path) -> tuple[dict, dict]:
-    """``table`` over the one an earlier invocation wrote to ``path``: its other tasks and rows are kept.
-
-    The SST-2 and MR halves are separate invocations (other flags, other lanes) sharing ``--out``; each adds
-    its rows instead of erasing the other's. A kept row was summarised from the same ``--out`` folders.
-    Returns the table and, per task, the arguments of the invocation that last wrote it.
-    """
-    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    merged = {task: dict(rows) for task, rows in old.get("table", {}).items()}
-    settings = dict(old.get("args_by_task", {}))
-    for task, rows in table.items():
-        merged.setdefault(task, {}).update(rows)
-        settings[task] = vars(args)
-    order = [task for task in ("sst2", "mr") if task in merged]
-    return {task: merged[task] for task in order}, {task: settings[task] for task in order if task in settings}
-
-
 def write_table(table: dict, args) -> None:
     """``--out/distill_table.json`` and ``.md``: this invocation's rows merged into what is already there."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table, settings = merged_table(table, args, out / (TABLE + ".json"))
+    table, settings = cc.merged_table(table, args, out / (TABLE + ".json"))
     atomic_write_text(json.dumps({"table": table, "args_by_task": settings}, indent=1) + "\n",
                       out / (TABLE + ".json"))
     lines = []

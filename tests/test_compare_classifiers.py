@@ -70,3 +70,25 @@ def test_table_only_merges_existing_runs_in_row_order_with_mean_and_std(cc, tmp_
     assert lines[3] == "| our `mini`, full fine-tuning | 1,234 | 81.0 ± 1.4 (n=2) | 15 |", lines[3]
     table = json.loads((out / "table.json").read_text())["table"]["sst2"]
     assert table["tiny-full"]["accuracy_mean"] == pytest.approx(72.0)
+
+
+def test_the_table_keeps_the_rows_and_tasks_other_invocations_wrote(cc, tmp_path):
+    """Two lanes (or the SST-2 and MR halves) share ``--out``: each invocation adds its rows to ``table.*``
+    instead of rewriting the table from its own rows only; a row run again replaces the old one."""
+    import argparse
+
+    def summary(acc):
+        return {"accuracy_mean": acc, "accuracy_std": 0.5, "n": 3, "f1_macro_mean": acc, "train_seconds_mean": 2.0,
+                "num_trainable_parameters": 10}
+
+    cc.write_table({"mr": {"textcnn": summary(73.0)}}, argparse.Namespace(out=str(tmp_path), tasks=["mr"]))
+    cc.write_table({"sst2": {"bow": summary(80.0), "textcnn": summary(82.0)}},
+                   argparse.Namespace(out=str(tmp_path), tasks=["sst2"]))
+    cc.write_table({"sst2": {"textcnn": summary(83.0)}}, argparse.Namespace(out=str(tmp_path), tasks=["sst2"]))
+    saved = json.loads((tmp_path / "table.json").read_text())
+    assert list(saved["table"]) == ["sst2", "mr"] and set(saved["args_by_task"]) == {"sst2", "mr"}
+    assert saved["table"]["sst2"]["bow"]["accuracy_mean"] == 80.0
+    assert saved["table"]["sst2"]["textcnn"]["accuracy_mean"] == 83.0
+    md = (tmp_path / "table.md").read_text()
+    assert "SST-2 accuracy %" in md and "MR accuracy %" in md
+    assert "83.0 ± 0.5 (n=3)" in md and "80.0 ± 0.5 (n=3)" in md and "73.0 ± 0.5 (n=3)" in md
