@@ -10,7 +10,8 @@ The pipeline (Hinton et al. 2015; Tang et al. 2019), top to bottom:
    ``--dev``);
 2. build the **transfer set**: the training sentences plus ``--augment N``
    new sentences per training sentence (:mod:`textcnn.augment`: masking,
-   word swaps, n-grams; no rule reads a label);
+   word swaps, n-grams; no rule reads a label), or per training sentence of
+   at least ``--augment-min-words M`` words;
 3. run the **teacher** (a ``minibert finetune`` run folder) once over the
    transfer set, in eval mode and without gradients, and cache its logits in
    ``<out>/transfer_set.pt`` (a rerun with the same teacher and transfer set
