@@ -171,13 +171,13 @@ def read_existing(out: Path, row: str, args) -> dict | None:
     if not path.exists():
         return None
     result = json.loads(path.read_text(encoding="utf-8"))
-    wanted = transfer_settings(row, args)[3] if row.startswith(("kd-", "mse-")) else args.epochs
-    if row.startswith(("textcnn-", "kd-", "mse-")) and result.get("args", {}).get("epochs", wanted) != wanted:
-        raise SystemExit(f"{path} was trained for {result['args']['epochs']} epochs, this table asks for {wanted}: "
+    student = row.startswith(("kd-", "mse-"))
+    _, augment, min_words, wanted = transfer_settings(row, args) if student else ("", 0, 1, args.epochs)
+    ran = result.get("args", {})
+    if row.startswith(("textcnn-", "kd-", "mse-")) and ran.get("epochs", wanted) != wanted:
+        raise SystemExit(f"{path} was trained for {ran['epochs']} epochs, this table asks for {wanted}: "
                          f"give another --out or the same --epochs / --aug-epochs / --augl-epochs")
-    if row.startswith(("kd-", "mse-")):
-        _, augment, min_words, _ = transfer_settings(row, args)
-        ran = result.get("args", {})
+    if student:
         if (ran.get("augment", augment), ran.get("augment_min_words", 1)) != (augment, min_words):
             raise SystemExit(f"{path} was distilled with --augment {ran.get('augment')} --augment-min-words "
                              f"{ran.get('augment_min_words', 1)}, this table asks for {augment} / {min_words}: "

@@ -117,7 +117,7 @@ def augment(token_lists: Sequence[Sequence[str]], copies: int, seed: int = 0, p_
     out: list[tuple[int, list[str]]] = []
     for index, tokens in enumerate(token_lists):
         if len(tokens) < min_words:
-            continue  # no draw is made for it, so the other sources' new sentences do not depend on it
+            continue  # no draw for it: the random stream of the other sources does not depend on it
         seen = {tuple(tokens)}
         made = 0
         for _ in range(attempts_per_copy * copies):

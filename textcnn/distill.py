@@ -161,7 +161,8 @@ def cached_teacher_logits(out: Path, classifier, transfer: dict, column_order: l
         cached = torch.load(cache, map_location="cpu", weights_only=True)
         if cached.get("fingerprint") != key:
             raise CLIError(f"--reuse-teacher-logits {cache} holds another teacher's logits or another transfer "
-                           f"set (teacher, data, --augment, --augment-min-words, --seed and --p-* must be the same); drop the option")
+                           f"set (teacher, data, --augment, --augment-min-words, --seed and --p-* must be the same); "
+                           f"drop the option")
         logits = cached["teacher_logits"]
         log(f"teacher: logits of {len(logits)} transfer sentences read from {cache}")
     else:
@@ -232,10 +233,10 @@ def run(args, log=print) -> dict:
     classifier, columns = load_teacher(args.teacher, labels)
     mask_token = classifier.tokenizer.convert_ids_to_tokens([classifier.tokenizer.mask_id])[0]
     transfer = build_transfer_set(train_tokens, split.train_texts, split.train_labels, args, mask_token)
+    sources = sum(len(t) >= args.augment_min_words for t in train_tokens)
     log(f"transfer set: {len(train_tokens)} training sentences + {len(transfer['tokens']) - len(train_tokens)} "
-        f"new ones (--augment {args.augment}"
-        + (f", from the {sum(len(t) >= args.augment_min_words for t in train_tokens)} of at least "
-           f"{args.augment_min_words} words)" if args.augment and args.augment_min_words > 1 else ")"))
+        f"new ones (--augment {args.augment}, made from the {sources} training sentences of at least "
+        f"{args.augment_min_words} words)")
     soft = cached_teacher_logits(out, classifier, transfer, columns, args.teacher, args.teacher_batch_size,
                                  args.reuse_teacher_logits, log)  # (N, C): constants from here on
     gold = torch.tensor(transfer["labels"], dtype=torch.long)  # (N,), IGNORE_INDEX for new sentences
