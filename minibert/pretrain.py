@@ -27,7 +27,8 @@ One run, top to bottom:
 4. every ``--eval-every`` steps and at the end, evaluate on the valid pairs:
    MLM loss, MLM accuracy, perplexity $\exp(\text{MLM loss})$, NSP accuracy;
 5. write ``metrics.jsonl``, ``curves.png``, ``checkpoint.pt`` (every
-   ``--save-every`` steps, atomically), ``results.json`` and an ``export/``
+   ``--save-every`` steps, atomically; a copy under ``snapshots/`` every
+   ``--keep-every`` steps), ``results.json`` and an ``export/``
    folder that ``transformers.BertForPreTraining.from_pretrained`` loads.
 
 Dividing by the global $|M|$ (not by each micro-batch's own count) is what
@@ -56,6 +57,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -109,6 +111,7 @@ from minibert.wikitext import WikiTextError, documents, find_corpus
 
 COMMAND = "minibert pretrain"
 CHECKPOINT = "checkpoint.pt"
+SNAPSHOTS = "snapshots"   # --keep-every copies of checkpoint.pt
 VALID_BATCH_SIZE = 32   # fixed, so the valid masks do not depend on --batch-size or the number of processes
 
 # The settings that define a run; ``--resume`` takes them from the checkpoint.
@@ -125,7 +128,7 @@ RUN_KEY_DEFAULTS = {"pair_objective": "nsp", "static_pairs": True, "head_lr_scal
 #: ablation, row ``mini``), at 5e-4 it trains; the larger presets take BERT's own 1e-4.
 DEFAULT_LR = {"tiny": 2e-3, "mini": 5e-4, "small": 1e-4, "medium": 1e-4, "base": 1e-4}
 DATA_KEYS = ("train", "valid", "data_dir")   # may be given again on --resume (the data moved)
-OUTPUT_KEYS = ("log_every", "eval_every", "save_every", "token_cache")   # kept on --resume unless given again
+OUTPUT_KEYS = ("log_every", "eval_every", "save_every", "keep_every", "token_cache")   # kept on --resume unless given again
 
 
 class PretrainError(CLIError):
@@ -240,6 +243,10 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="evaluate on the first N valid batches of 32 pairs (0 = all of them)")
     g.add_argument("--save-every", type=positive_int, default=200,
                    help="write checkpoint.pt every N steps (and at the end)")
+    g.add_argument("--keep-every", type=non_negative_int, default=0,
+                   help="also keep a copy of the checkpoint every N steps as snapshots/step_<N>.pt, which the "
+                        "next save does not overwrite: encoders at several pretraining budgets of one run, for "
+                        "scripts/transfer_curve.py (0 = keep none)")
     return p
 
 
@@ -819,8 +826,12 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
             if ctx.is_main:
                 plot_curves(metrics.records(), out / "curves.png", title=title)
 
-        if step % args.save_every == 0 or step == args.max_steps:
+        keep = args.keep_every > 0 and step % args.keep_every == 0
+        if step % args.save_every == 0 or step == args.max_steps or keep:
             save_checkpoint()
+        if keep and ctx.is_main:
+            (out / SNAPSHOTS).mkdir(exist_ok=True)
+            shutil.copyfile(out / CHECKPOINT, out / SNAPSHOTS / f"step_{step:06d}.pt")
     metrics.close()
 
     # ---- the end: results, then the export ---------------------------------------------

@@ -1,8 +1,8 @@
 r"""Does pretraining help fine-tuning, and after how many steps? Fine-tuned accuracy against pretraining steps.
 
 Takes checkpoints of one ``minibert pretrain`` run saved at different steps
-(``checkpoint.pt`` copies; ``minibert pretrain --save-every N`` writes one
-every N steps, copy each before the next overwrites it), exports each one
+(``minibert pretrain --keep-every N`` keeps one every N steps under the run's
+``snapshots/``; any ``checkpoint.pt`` copies do as well), exports each one
 with the run's tokenizer, fine-tunes it in full on SST-2 (the protocol and
 the data files of ``scripts/compare_classifiers.py``) for every seed, and
 trains the same architecture and tokenizer from scratch as the control

@@ -115,7 +115,7 @@ def test_help_explains_every_flag():
     text = build_parser().format_help()
     for flag in ("--preset", "--train", "--valid", "--data-dir", "--out", "--max-steps", "--batch-size",
                  "--seq-len", "--lr", "--warmup-steps", "--device", "--precision", "--compile", "--resume",
-                 "--seed", "--eval-every", "--save-every", "--log-every", "--grad-accum", "--tokenizer"):
+                 "--seed", "--eval-every", "--save-every", "--keep-every", "--log-every", "--grad-accum", "--tokenizer"):
         assert flag in text, f"{flag} is missing from --help"
     for action in build_parser()._actions:
         assert action.help, f"option {action.option_strings} has no help text"
@@ -129,9 +129,22 @@ def finished_run(corpus, tmp_path_factory):
     train, valid = corpus
     out = tmp_path_factory.mktemp("run") / "out"
     code = main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out),
-                 "--max-steps", "24", "--lr", "3e-3", "--eval-every", "12", "--save-every", "12"])
+                 "--max-steps", "24", "--lr", "3e-3", "--eval-every", "12", "--save-every", "12", "--keep-every", "8"])
     assert code == 0
     return out
+
+
+def test_keep_every_leaves_one_snapshot_per_budget_that_later_saves_do_not_overwrite(finished_run):
+    """--keep-every 8 on a 24-step run: snapshots at steps 8, 16 and 24 (8 and 16 are not --save-every steps), each
+    holding the weights of its own step; the last one equals checkpoint.pt, the earlier ones differ from it."""
+    snapshots = sorted((finished_run / "snapshots").glob("*.pt"))
+    assert [p.name for p in snapshots] == ["step_000008.pt", "step_000016.pt", "step_000024.pt"]
+    states = [torch.load(p, weights_only=True) for p in snapshots]
+    assert [s["step"] for s in states] == [8, 16, 24]
+    final = torch.load(finished_run / "checkpoint.pt", weights_only=True)["model"]
+    for state, same in zip(states, (False, False, True)):
+        equal = all(torch.equal(state["model"][k], final[k]) for k in final)
+        assert equal == same, f"snapshot of step {state['step']}: equal to the final weights = {equal}"
 
 
 def test_a_run_writes_metrics_results_curves_checkpoint_and_tokenizer(finished_run):
