@@ -375,6 +375,9 @@ def test_distill_end_to_end_reports_student_teacher_sizes_and_speeds(toy, tmp_pa
     for b in ("batch_1", "batch_64"):
         speeds = results["throughput"][b]
         assert speeds["student_sentences_per_second"] > 0 and speeds["teacher_sentences_per_second"] > 0
+        assert speeds["folded_speedup"] == pytest.approx(speeds["folded_student_sentences_per_second"]
+                                                         / speeds["teacher_sentences_per_second"], rel=1e-12)
+    assert results["throughput"]["folded_max_abs_diff"] <= 1e-5, "the folded student predicts differently"
     model = seen["classifier"].model
     assert not model.training, "the teacher must stay in eval mode"
     for k, v in model.state_dict().items():
@@ -607,3 +610,23 @@ def test_the_distillation_table_keeps_the_rows_other_invocations_wrote(tmp_path)
     md = (tmp_path / "distill_table.md").read_text()
     assert md.index("**sst2**") < md.index("**mr**")
     assert "| TextCNN-rand | 71.0 ± 0.5 (n=3) |" in md and "70.0" not in md and "88.0 ± 0.5" in md
+
+
+def test_student_speed_remeasures_a_finished_run_eager_folded_and_teacher(toy, tmp_path):
+    """scripts/student_speed.py on a finished distill run: one table row per batch size, speed-ups that are the
+    ratios of the measured sentences/s, and a folded student whose probabilities equal the student's."""
+    run = tmp_path / "run"
+    assert _distill(toy, run, "--epochs", "1", "--throughput-sentences", "0") == 0
+    from minibert.classification_data import read_examples
+
+    module = load_script("student_speed")
+    assert module.main([str(run), "--sentences", "16", "--repeats", "2", "--out", str(tmp_path / "speed")]) == 0
+    saved = json.loads((tmp_path / "speed" / "speed.json").read_text())
+    (row,) = saved["rows"]
+    assert row["sentences"] == min(16, len(read_examples(toy["test"])[0])) and row["folded_max_abs_diff"] <= 1e-5
+    for b in ("batch_1", "batch_64"):
+        f = row[b]
+        assert f["teacher_sentences_per_second"] > 0 and f["student_sentences_per_second"] > 0
+        assert f["folded_speedup"] == pytest.approx(f["folded_student_sentences_per_second"]
+                                                    / f["teacher_sentences_per_second"], rel=1e-9)
+    assert (tmp_path / "speed" / "speed.md").read_text().count(f"| {run} |") == 2

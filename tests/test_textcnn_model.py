@@ -144,6 +144,30 @@ def test_sentence_shorter_than_the_widest_filter_gets_the_loop_formula(conv_padd
     assert diff <= 1e-5, f"{conv_padding}: a one-word sentence alone differs from itself in a batch by {diff:.2e}"
 
 
+@pytest.mark.parametrize("mode", ["rand", "static", "non-static", "multichannel"])
+@pytest.mark.parametrize("conv_padding", ["narrow", "wide"])
+def test_the_folded_model_gives_the_models_logits_with_anything_in_the_padding(mode, conv_padding):
+    """FoldedTextCNN (per-word tables P_{h,j}[v] = W_{h,j} e(v)) equals the convolution: trained weights, every
+    embedding mode, both paddings, sentences shorter than a window, and junk ids past each sentence's length."""
+    from textcnn.folded import FoldedTextCNN
+
+    model = _model(mode=mode, conv_padding=conv_padding)
+    _train_steps(model, steps=3)   # folding must use the trained vectors, not the initial ones
+    model.eval()
+    folded = FoldedTextCNN.from_model(model)
+    lists, _ = _random_batch(seed=5)
+    ids, lengths = pad_batch(lists + [[7], [4, 9]], min_length=1)
+    junk = ids.clone()
+    for row, n in enumerate(lengths.tolist()):
+        junk[row, n:] = 3 + row   # real word ids where the padding is
+    want = model(ids, lengths)
+    for name, x in (("padded", ids), ("junk in the padding", junk)):
+        diff = max_abs_diff(folded(x, lengths), want)
+        assert diff <= 1e-5, f"{mode}/{conv_padding}, {name}: folded logits differ by {diff:.2e}"
+    vocab, windows, filters = model.config.vocab_size, model.config.window_sizes, model.config.num_filters
+    assert folded.table_numbers() == (vocab + 1) * sum(windows) * filters
+
+
 def _train_steps(model, steps=5, seed=0):
     opt = Adadelta([p for p in model.parameters() if p.requires_grad])
     for s in range(steps):

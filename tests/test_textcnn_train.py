@@ -45,6 +45,8 @@ def test_train_cli_learns_a_toy_task_and_predict_uses_the_saved_model(tmp_path, 
     assert cli(["predict", "--model", str(out), "really good acting", "really bad acting"]) == 0
     printed = capsys.readouterr().out.strip().split("\n")
     assert [line.split("\t")[0] for line in printed] == ["1", "0"], printed
+    assert cli(["predict", "--model", str(out), "--folded", "really good acting", "really bad acting"]) == 0
+    assert capsys.readouterr().out.strip().split("\n") == printed, "--folded printed other labels or probabilities"
 
 
 def test_train_cli_conv_padding_wide_is_recorded_and_reloaded(tmp_path):
