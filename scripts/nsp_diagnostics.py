@@ -117,11 +117,15 @@ def gradient_norms(model, batches: list[dict]) -> dict:
     return norms
 
 
-def diagnose(run: Path) -> dict:
-    """Both checks for the run in folder ``run``."""
+def diagnose(run: Path, all_valid: bool = False, checkpoint: Path | None = None) -> dict:
+    """Checks 1-3 for the run in folder ``run``: its final weights, or those of ``checkpoint`` (e.g. one of its
+    ``--keep-every`` snapshots); on the valid pairs the run evaluates on, or on all of them with ``all_valid``."""
     if not (run / CHECKPOINT).is_file():
         raise SystemExit(f"nsp_diagnostics: no {CHECKPOINT} in {run}; point it at a minibert pretrain output folder.")
+    checkpoint = checkpoint or run / CHECKPOINT
     args = run_settings(run)
+    if all_valid:
+        args.eval_batches = 0
     tokenizer = load_tokenizer(run / "tokenizer")
     train_set = build_dataset(read_documents(args.train, "train"), tokenizer, args, args.seed, "train")
     valid_set, batches = fixed_valid_batches(read_documents(args.valid, "valid"), tokenizer, args)
@@ -136,13 +140,13 @@ def diagnose(run: Path) -> dict:
     valid_labels = valid_set.nsp_labels[:valid_rows]
     valid_accuracy = float(((valid_scores < theta).long() == valid_labels).double().mean())
     majority = int(train_set.nsp_labels.double().mean() > 0.5)
-    model = load_checkpoint(run / CHECKPOINT)
+    model = load_checkpoint(checkpoint)
     seen_set = build_dataset(read_documents(args.train, "train"), tokenizer, args, args.seed + 7919, "train")
     seen_rows = min(valid_rows, len(seen_set))
     seen_batches = list(iterate_batches(seen_set, 32, torch.Generator().manual_seed(args.seed + 7920),
                                         shuffle=True, drop_last=False))
     return {
-        "run": str(run),
+        "run": str(run), "checkpoint": str(checkpoint),
         "train_pairs": len(train_set), "valid_pairs": valid_rows,
         "overlap_threshold": theta,
         "overlap_train_accuracy": train_accuracy,
@@ -231,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=0, metavar="STEPS",
                         help="also rebuild the first STEPS training batches and check their labels (check 4)")
     parser.add_argument("--batches-only", action="store_true", help="only check 4 (skips checks 1-3)")
+    parser.add_argument("--all-valid-pairs", action="store_true",
+                        help="score every valid pair, not only the first --eval-batches batches the run evaluates on")
+    parser.add_argument("--snapshots", action="store_true",
+                        help="checks 1-3 for every snapshots/*.pt of each run (minibert pretrain --keep-every) "
+                             "as well as for its final checkpoint")
     options = parser.parse_args(argv)
     if options.batches_only and options.batches <= 0:
         parser.error("--batches-only needs --batches STEPS")
@@ -247,22 +256,29 @@ def main(argv: list[str] | None = None) -> int:
             if options.batches_only:
                 results.append({"run": str(run), "batches": check})
                 continue
-        result = diagnose(run)
-        if options.batches > 0:
-            result["batches"] = check
-        results.append(result)
-        print(f"{run}: bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the "
-              f"{result['train_pairs']:,} training pairs (threshold chosen there), "
-              f"{result['overlap_valid_accuracy']:.4f} on the {result['valid_pairs']:,} valid pairs "
-              f"(majority label: {result['majority_valid_accuracy']:.4f})")
-        print(f"  model NSP accuracy: {result['model_nsp_accuracy_seen_articles']:.4f} on "
-              f"{result['seen_article_pairs']:,} fresh pairs of the training articles, "
-              f"{result['model_nsp_accuracy_valid']:.4f} on the valid pairs (unseen articles)")
-        for loss_name, norms in result["gradient_norms"].items():
-            print(f"  |grad {loss_name}|: " + ", ".join(f"{k} {v:.2e}" for k, v in norms.items()))
+        for checkpoint in [*(sorted((run / "snapshots").glob("*.pt")) if options.snapshots else []), None]:
+            result = diagnose(run, options.all_valid_pairs, checkpoint)
+            if options.batches > 0:
+                result["batches"] = check
+            results.append(result)
+            report(result)
     if options.json:
         options.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def report(result: dict) -> None:
+    """Print checks 1-3 of one run (or snapshot)."""
+    run = result["checkpoint"]
+    print(f"{run}: bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the "
+          f"{result['train_pairs']:,} training pairs (threshold chosen there), "
+          f"{result['overlap_valid_accuracy']:.4f} on the {result['valid_pairs']:,} valid pairs "
+          f"(majority label: {result['majority_valid_accuracy']:.4f})")
+    print(f"  model NSP accuracy: {result['model_nsp_accuracy_seen_articles']:.4f} on "
+          f"{result['seen_article_pairs']:,} fresh pairs of the training articles, "
+          f"{result['model_nsp_accuracy_valid']:.4f} on the valid pairs (unseen articles)")
+    for loss_name, norms in result["gradient_norms"].items():
+        print(f"  |grad {loss_name}|: " + ", ".join(f"{k} {v:.2e}" for k, v in norms.items()))
 
 
 if __name__ == "__main__":

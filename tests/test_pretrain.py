@@ -653,7 +653,7 @@ def test_nsp_diagnostics_rebuilds_the_batches_the_run_trained_on(corpus, tmp_pat
 
     monkeypatch.setattr(pretrain, "pretraining_sums", record)
     assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "6",
-                 "--log-every", "2", "--eval-batches", "1"]) == 0
+                 "--log-every", "2", "--eval-batches", "1", "--keep-every", "3"]) == 0
     monkeypatch.setattr(pretrain, "pretraining_sums", forward)
     module = load_script("nsp_diagnostics")
     check = module.training_batches_check(out, 6)
@@ -666,6 +666,17 @@ def test_nsp_diagnostics_rebuilds_the_batches_the_run_trained_on(corpus, tmp_pat
         mix = window["random_fraction"]
         assert window["one_label_answered"] == (min(abs(accuracy - mix), abs(accuracy - 1 + mix)) < 1e-9)
     assert 0.0 <= check["overlap_auc"] <= 1.0
+
+    # checks 1-3 score the run's own valid pairs with its final weights (= its last evaluation), the weights of a
+    # --keep-every snapshot when given one, and every valid pair with --all-valid-pairs
+    final = module.diagnose(out)
+    results = json.loads((out / "results.json").read_text())
+    assert final["model_nsp_accuracy_valid"] == pytest.approx(results["valid_nsp_accuracy"], abs=1e-9)
+    last = module.diagnose(out, checkpoint=out / "snapshots" / "step_000006.pt")
+    assert last["model_nsp_accuracy_valid"] == final["model_nsp_accuracy_valid"]
+    assert last["checkpoint"].endswith("step_000006.pt")
+    everything = module.diagnose(out, all_valid=True)
+    assert final["valid_pairs"] <= 32 < everything["valid_pairs"], (final["valid_pairs"], everything["valid_pairs"])
 
 
 def test_attention_init_mimetic_starts_the_run_from_mimetic_heads_and_is_recorded(corpus, tmp_path):
