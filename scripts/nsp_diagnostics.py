@@ -269,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(result: dict) -> None:
     """Print checks 1-3 of one run (or snapshot)."""
-    run = result["checkpoint"]
-    print(f"{run}: bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the "
+    print(f"{result['checkpoint']}: bag-of-pieces overlap: accuracy {result['overlap_train_accuracy']:.4f} on the "
           f"{result['train_pairs']:,} training pairs (threshold chosen there), "
           f"{result['overlap_valid_accuracy']:.4f} on the {result['valid_pairs']:,} valid pairs "
           f"(majority label: {result['majority_valid_accuracy']:.4f})")

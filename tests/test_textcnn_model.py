@@ -168,6 +168,21 @@ def test_the_folded_model_gives_the_models_logits_with_anything_in_the_padding(m
     assert folded.table_numbers() == (vocab + 1) * sum(windows) * filters
 
 
+def test_filter_response_tables_equal_the_loop_formula(lib):
+    """P_j[v, f] = sum_c W[f, c, j] e(v)_c for every offset j, word v and filter f (float64 loops)."""
+    g = torch.Generator().manual_seed(3)
+    vectors, weight = torch.randn(6, 5, generator=g), torch.randn(4, 5, 3, generator=g)   # V=6, C=5; F=4, h=3
+    got = lib.filter_response_tables(vectors, weight)
+    assert got.shape == (3, 6, 4), f"expected (h, V, F) = (3, 6, 4), got {tuple(got.shape)}"
+    want = torch.zeros(3, 6, 4, dtype=torch.float64)
+    for j in range(3):
+        for v in range(6):
+            for f in range(4):
+                want[j, v, f] = sum(float(weight[f, c, j]) * float(vectors[v, c]) for c in range(5))
+    diff = max_abs_diff(got.double(), want)
+    assert diff <= 1e-5, f"tables differ from the loop formula by {diff:.2e}"
+
+
 def _train_steps(model, steps=5, seed=0):
     opt = Adadelta([p for p in model.parameters() if p.requires_grad])
     for s in range(steps):

@@ -37,6 +37,23 @@ import torch.nn.functional as F
 from textcnn.model import TextCNN
 
 
+def filter_response_tables(vectors: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Every word's contribution to every filter at every offset of a window, for filters of one width $h$.
+
+    $$P_j[v, f] = \sum_{c} W[f, c, j]\, e(v)_c, \qquad j = 0 \dots h-1,$$
+
+    i.e. $P_{h,j}[v] = W_{h,j}\, \mathbf{e}(v)$ of the module text.
+
+    Args:
+        vectors: word vectors $\mathbf{e}(v)$, ``(V, C)``.
+        weight: the filters of width $h$ as ``nn.Conv1d`` holds them, ``(F, C, h)``.
+
+    Returns:
+        ``(h, V, F)``: ``P[j]`` is the table of offset $j$ (contiguous, ready for ``F.embedding``).
+    """
+    return torch.einsum("vc,fcj->jvf", vectors, weight).contiguous()
+
+
 class FoldedTextCNN(nn.Module):
     """Inference-only TextCNN whose convolutions are per-word tables (see the module text).
 
@@ -51,9 +68,7 @@ class FoldedTextCNN(nn.Module):
             vectors = model.embed(torch.arange(model.config.vocab_size, device=model.embedding.weight.device))  # (V, C)
             vectors = torch.cat([vectors, vectors.new_zeros(1, vectors.shape[1])])  # row V: a zero vector
             for n, conv in enumerate(model.convs):
-                # P[j, v, f] = sum_c W[f, c, j] e(v)_c, shape (h, V+1, F)
-                table = torch.einsum("vc,fcj->jvf", vectors, conv.weight).contiguous()
-                self.register_buffer(f"table_{n}", table)
+                self.register_buffer(f"table_{n}", filter_response_tables(vectors, conv.weight))  # (h, V+1, F)
                 self.register_buffer(f"bias_{n}", conv.bias.detach().clone())
             self.register_buffer("fc_weight", model.fc.weight.detach().clone())
             self.register_buffer("fc_bias", model.fc.bias.detach().clone())

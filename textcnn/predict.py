@@ -10,6 +10,7 @@ the sentence. From Python: ``TextCNNClassifier.load(folder).predict([...])``.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class TextCNNClassifier:
         if not sentences:
             return torch.zeros(0, len(self.label_names))
         ids, lengths = self.encode(sentences)
-        device = next(self.model.buffers() if isinstance(self.model, FoldedTextCNN) else self.model.parameters()).device
+        device = next(itertools.chain(self.model.parameters(), self.model.buffers())).device  # folded: buffers only
         return self.model(ids.to(device), lengths.to(device)).softmax(-1).cpu()
 
     def folded(self) -> "TextCNNClassifier":
