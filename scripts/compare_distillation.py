@@ -43,7 +43,9 @@ finetune`` run as the real teacher of every SST-2 seed (a reduced table).
 The table goes to ``--out/distill_table.md`` and ``--out/distill_table.json`` (rows of other tasks and
 rows an earlier invocation wrote there are kept; this invocation's replace theirs): accuracy,
 macro F1, parameters, CPU sentences/s at batch 64 (student and teacher,
-measured side by side by ``textcnn distill``), train seconds per run.
+measured side by side by ``textcnn distill``), train seconds per run, and each row's paired difference
+from TextCNN-rand (and a multichannel student's from the multichannel model without a teacher): the mean,
+sample std and minimum over the seeds / folds both rows ran of (row's accuracy − baseline's), same test sentences.
 
 Full protocol (many hours on a 2-core CPU)::
 
@@ -239,18 +241,52 @@ def summarise(results: list[dict]) -> dict:
     return s
 
 
+def paired_difference(row: dict, base: dict) -> dict | None:
+    """Accuracy of ``row`` minus ``base`` on the runs both have (same seed / same fold: the same test sentences).
+
+    Each summary lists its runs' names (``runs``) beside their ``accuracies``; with d_i the difference on run i,
+    returns n, mean(d), sample std(d) and min(d), or None when fewer than two runs are shared (or a summary was
+    written before runs were named)."""
+    if "runs" not in row or "runs" not in base:
+        return None
+    theirs = dict(zip(base["runs"], base["accuracies"]))
+    d = [acc - theirs[name] for name, acc in zip(row["runs"], row["accuracies"]) if name in theirs]
+    if len(d) < 2:
+        return None
+    return {"n": len(d), "mean": statistics.mean(d), "std": statistics.stdev(d), "min": min(d)}
+
+
+def paired_baselines(row: str) -> list[str]:
+    """The rows ``row`` is compared with, paired: TextCNN-rand, and for a multichannel student also the same
+    multichannel model trained without a teacher (what the teacher adds to the vectors)."""
+    bases = [] if row == "textcnn-rand" else ["textcnn-rand"]
+    if row.endswith("-mc"):
+        bases.append("textcnn-multichannel-bert")
+    return bases
+
+
+def paired_text(p: dict | None) -> str:
+    return "–" if p is None else f"{p['mean']:+.1f} ± {p['std']:.1f} (n={p['n']}, min {p['min']:+.1f})"
+
+
 def write_table(table: dict, args) -> None:
-    """``--out/distill_table.json`` and ``.md``: this invocation's rows merged into what is already there."""
+    """``--out/distill_table.json`` and ``.md``: this invocation's rows merged into what is already there.
+
+    Besides each row's mean +- std, the paired differences of :func:`paired_baselines` (``paired`` in the JSON,
+    the last column of the Markdown)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table, settings = cc.merged_table(table, args, out / (TABLE + ".json"))
+    for rows in table.values():
+        for row, s in rows.items():
+            s["paired"] = {base: paired_difference(s, rows[base]) for base in paired_baselines(row) if base in rows}
     atomic_write_text(json.dumps({"table": table, "args_by_task": settings}, indent=1) + "\n",
                       out / (TABLE + ".json"))
     lines = []
     for task, rows in table.items():
         lines += [f"**{task}**", "",
                   "| model | accuracy % | macro F1 % | parameters | CPU sentences/s, batch 64 (student / teacher) "
-                  "| train s / run |", "|---|---|---|---|---|---|"]
+                  "| train s / run | paired difference (accuracy points) |", "|---|---|---|---|---|---|---|"]
         for row in ROWS:
             s = rows.get(row)
             if not s:
@@ -258,8 +294,10 @@ def write_table(table: dict, args) -> None:
             speed = (f"{s['student_sentences_per_second_b64']:,.0f} / {s['teacher_sentences_per_second_b64']:,.0f} "
                      f"({s['speedup_b64']:.0f}x)" if "speedup_b64" in s else "–")
             params = f"{s['num_parameters']:,}" if s.get("num_parameters") else "–"
+            paired = "; ".join(f"vs {LABELS[base].split(',')[0]}: {paired_text(p)}"
+                               for base, p in s.get("paired", {}).items() if p is not None) or "–"
             lines.append(f"| {LABELS[row]} | {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']}) | "
-                         f"{s['f1_macro_mean']:.1f} | {params} | {speed} | {s['train_seconds_mean']:.0f} |")
+                         f"{s['f1_macro_mean']:.1f} | {params} | {speed} | {s['train_seconds_mean']:.0f} | {paired} |")
         lines.append("")
     atomic_write_text("\n".join(lines), out / (TABLE + ".md"))
 
@@ -295,6 +333,7 @@ def main(argv=None) -> int:
             results = [run_row(row, task, name, seed, train, dev, test, names, args, caches)
                        for name, seed, train, dev, test in runs]
             table.setdefault(task, {})[row] = summarise(results)
+            table[task][row]["runs"] = [name for name, *_ in runs]   # pairs rows run by run
             s = table[task][row]
             print(f"== {task} {row}: {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']})", flush=True)
             write_table(table, args)

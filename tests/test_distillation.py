@@ -612,6 +612,37 @@ def test_the_distillation_table_keeps_the_rows_other_invocations_wrote(tmp_path)
     assert "| TextCNN-rand | 71.0 ± 0.5 (n=3) |" in md and "70.0" not in md and "88.0 ± 0.5" in md
 
 
+def test_the_distillation_table_pairs_each_row_with_its_baselines_run_by_run(tmp_path):
+    """Paired differences use the same fold's (seed's) accuracies of both rows, only the runs both have; a
+    multichannel student is also paired with the multichannel model trained without a teacher."""
+    import argparse
+
+    module = load_script("compare_distillation")
+
+    def summary(runs, accs):
+        return {"accuracy_mean": sum(accs) / len(accs), "accuracy_std": 0.0, "n": len(accs), "f1_macro_mean": 0.0,
+                "num_parameters": 10, "train_seconds_mean": 1.0, "runs": runs, "accuracies": accs}
+
+    rand = summary(["fold_01", "fold_02", "fold_03"], [70.0, 74.0, 72.0])
+    mc = summary(["fold_01", "fold_02", "fold_03"], [73.0, 75.0, 74.0])
+    student = summary(["fold_03", "fold_01", "fold_04"], [76.0, 72.0, 99.0])   # other order; fold_04 unpaired
+    p = module.paired_difference(student, rand)
+    assert p["n"] == 2 and p["mean"] == pytest.approx(3.0) and p["min"] == pytest.approx(2.0)
+    assert p["std"] == pytest.approx(2 / 2 ** 0.5)           # sample std of the differences 4 and 2
+    assert module.paired_difference(summary(["fold_04", "fold_01"], [1.0, 2.0]), rand) is None   # one shared run
+    assert module.paired_difference({"accuracies": [1.0, 2.0]}, rand) is None                   # runs not named
+    assert module.paired_baselines("mse-real-aug-mc") == ["textcnn-rand", "textcnn-multichannel-bert"]
+    assert module.paired_baselines("textcnn-rand") == []
+
+    module.write_table({"mr": {"textcnn-rand": rand, "textcnn-multichannel-bert": mc, "mse-real-mc": student}},
+                       argparse.Namespace(out=str(tmp_path), tasks=["mr"]))
+    saved = json.loads((tmp_path / "distill_table.json").read_text())["table"]["mr"]
+    assert saved["mse-real-mc"]["paired"]["textcnn-multichannel-bert"]["mean"] == pytest.approx(0.5)  # 2, -1
+    assert saved["textcnn-rand"]["paired"] == {}
+    md = (tmp_path / "distill_table.md").read_text()
+    assert "vs TextCNN-rand: +3.0 ± 1.4 (n=2, min +2.0); vs TextCNN multichannel: +0.5 ± 2.1 (n=2, min -1.0) |" in md
+
+
 def test_student_speed_remeasures_a_finished_run_eager_folded_and_teacher(toy, tmp_path):
     """scripts/student_speed.py on a finished distill run: one table row per batch size, speed-ups that are the
     ratios of the measured sentences/s, and a folded student whose probabilities equal the student's."""
