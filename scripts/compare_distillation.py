@@ -51,6 +51,11 @@ Full protocol (many hours on a 2-core CPU)::
 
     python scripts/compare_distillation.py --real runs/minilm/model --tiny runs/tiny --augment 20
 
+``--lanes N`` runs N runs at a time, each a child process of this script with ``--threads`` threads (two
+one-thread lanes use a 2-core CPU best): a student starts once its teacher (and the sibling student whose
+cached teacher logits it reuses) has finished, the dependants of a failed run are skipped and named at the end,
+finished runs are not started again, each run logs to ``--out/lanes/``; the table is written once all are done.
+
 Reduced (SST-2 sentences, 3 seeds; about 1.5 hours of one CPU thread after
 the teachers of ``compare_classifiers.py --rows textcnn real-full tiny-full``
 with the same ``--out``; tutorial 10)::
@@ -302,6 +307,95 @@ def write_table(table: dict, args) -> None:
     atomic_write_text("\n".join(lines), out / (TABLE + ".md"))
 
 
+def lane_jobs(args) -> list[dict]:
+    """The table's runs as jobs for ``--lanes``: one per (task, row, seed or fold), each with the jobs it waits for.
+
+    A student waits for its teacher's job (added when ``--rows`` does not name the teacher: two students must not
+    both train it) and for the first earlier student of the same teacher and transfer set, whose cached teacher
+    logits it then reuses instead of recomputing them. ``argv`` selects the job's run in a child invocation of this
+    script; ``result`` is the ``results.json`` whose existence means the job is done.
+    """
+    runs = {"sst2": [(f"seed_{s}", ["--seeds", str(s)]) for s in args.seeds],
+            "mr": [(f"fold_{f:02d}", ["--mr-only-folds", str(f)])
+                   for f in (args.mr_only_folds or range(1, args.mr_folds + 1))]}
+    rows = list(args.rows)
+    for row in args.rows:                     # the teachers first, so that they start first
+        if row.startswith(("kd-", "mse-")) and f"teacher-{row.split('-')[1]}" not in rows:
+            rows.insert(0, f"teacher-{row.split('-')[1]}")
+    jobs = []
+    for task in args.tasks:
+        for name, select in runs[task]:
+            first_student: dict = {}
+            for row in rows:
+                deps = []
+                if row.startswith(("kd-", "mse-")):
+                    model = row.split("-")[1]
+                    deps.append(f"{task}/teacher-{model}/{name}")
+                    key = (model, transfer_settings(row, args)[0])
+                    if key in first_student:
+                        deps.append(first_student[key])
+                    else:
+                        first_student[key] = f"{task}/{row}/{name}"
+                if row.startswith("teacher-"):
+                    result = teacher_folder(task, name, row.split("-")[1], args) / "results.json"
+                else:
+                    result = Path(args.out) / task / row_folder(row) / name / "results.json"
+                jobs.append({"id": f"{task}/{row}/{name}", "deps": deps, "result": result,
+                             "argv": ["--tasks", task, "--rows", row, *select]})
+    return jobs
+
+
+def run_lanes(jobs: list[dict], lanes: int, launch, log=print, poll: float = 2.0) -> dict:
+    """Run ``jobs`` (:func:`lane_jobs`) ``lanes`` at a time, each once all its ``deps`` have finished.
+
+    ``launch(job)`` starts a job and returns its ``subprocess.Popen``; a job whose ``result`` exists is done
+    without being started. A failed job's dependants are skipped, the other jobs still run. Returns
+    ``{id: "done" | "failed (exit N)" | "skipped"}``.
+    """
+    status = {j["id"]: "done" for j in jobs if j["result"].is_file()}
+    pending = [j for j in jobs if j["id"] not in status]
+    running: dict[str, tuple] = {}
+    total, start = len(jobs), time.time()
+    while pending or running:
+        for job in list(pending):
+            if any(status.get(d, "").startswith(("failed", "skipped")) for d in job["deps"]):
+                status[job["id"]] = "skipped"
+                pending.remove(job)
+                log(f"[{time.strftime('%H:%M:%S')}] skipped {job['id']}: a job it needs failed")
+        for job in list(pending):
+            if len(running) >= lanes:
+                break
+            if all(status.get(d) == "done" for d in job["deps"]):
+                pending.remove(job)
+                running[job["id"]] = (launch(job), time.time())
+                log(f"[{time.strftime('%H:%M:%S')}] started {job['id']} ({len(status)}/{total} finished, "
+                    f"{len(running)} running)")
+        finished = [(i, p.poll(), t) for i, (p, t) in running.items() if p.poll() is not None]
+        for job_id, code, started in finished:
+            del running[job_id]
+            status[job_id] = "done" if code == 0 else f"failed (exit {code})"
+            log(f"[{time.strftime('%H:%M:%S')}] {status[job_id]}: {job_id} in {time.time() - started:.0f} s "
+                f"({len(status)}/{total} finished, {(time.time() - start) / 60:.0f} min so far)")
+        if running and not finished:
+            time.sleep(poll)
+        elif not running and pending and not finished:   # nothing can start: a dependency is missing
+            for job in pending:
+                status[job["id"]] = "skipped"
+            pending = []
+    return status
+
+
+def launch_child(job: dict, argv: list[str], out: Path):
+    """Start this script on one job's run (``--lanes 1``), its output in ``--out/lanes/<task>_<row>_<run>.log``."""
+    import subprocess
+
+    logs = out / "lanes"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / (job["id"].replace("/", "_") + ".log"), "w", encoding="utf-8") as f:
+        return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *argv, "--lanes", "1",
+                                 *job["argv"]], stdout=f, stderr=subprocess.STDOUT)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--real-teacher", help="an existing `minibert finetune` run used as the real teacher of every "
@@ -323,8 +417,22 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="device of the teacher fine-tuning runs (auto, cuda, mps, cpu)")
     p.add_argument("--out", default="runs/compare_distill")
+    p.add_argument("--lanes", type=int, default=1,
+                   help="runs at a time, each a child process with --threads threads (lanes x threads <= cores); "
+                        "a student starts once its teacher has finished; logs in --out/lanes/")
     args = p.parse_args(argv)
+    if args.lanes < 1:
+        p.error(f"--lanes must be at least 1, got {args.lanes}")
     args.textcnn_epochs = args.epochs          # for cc.run_row
+    if args.lanes > 1:
+        status = run_lanes(lane_jobs(args), args.lanes,
+                           lambda job: launch_child(job, list(sys.argv[1:] if argv is None else argv), Path(args.out)))
+        bad = {i: s for i, s in status.items() if s != "done"}
+        if bad:
+            print(f"{len(bad)} of {len(status)} runs did not finish (logs in {Path(args.out) / 'lanes'}):", flush=True)
+            for job_id, what in bad.items():
+                print(f"  {job_id}: {what}", flush=True)
+            return 1
     args.table_only = False                    # cc.run_row then trains a missing teacher instead of skipping it
     caches: dict = {}
     table: dict = {}

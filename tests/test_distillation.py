@@ -643,6 +643,72 @@ def test_the_distillation_table_pairs_each_row_with_its_baselines_run_by_run(tmp
     assert "vs TextCNN-rand: +3.0 ± 1.4 (n=2, min +2.0); vs TextCNN multichannel: +0.5 ± 2.1 (n=2, min -1.0) |" in md
 
 
+def test_the_distillation_table_in_lanes_starts_each_student_after_its_teacher_and_logit_sibling(tmp_path,
+                                                                                                  monkeypatch):
+    """``--lanes``: one job per (task, row, run); a student waits for its teacher (added if not a row) and for the
+    first student of the same teacher and transfer set (whose cached logits it reuses); the scheduler never runs
+    more than ``lanes`` jobs, starts none before its dependencies end, skips the dependants of a failed job and
+    does not start a job whose results.json exists."""
+    import argparse
+    import subprocess
+    import sys
+
+    module = load_script("compare_distillation")
+    args = argparse.Namespace(out=str(tmp_path), tasks=["sst2", "mr"], seeds=[0], mr_only_folds=[3], mr_folds=10,
+                              rows=["textcnn-rand", "kd-real", "mse-real", "kd-real-aug", "mse-real-aug-mc"],
+                              real_teacher=None, epochs=10, augment=1, aug_epochs=5, augl_copies=6,
+                              augl_min_words=10, augl_epochs=4)
+    jobs = {j["id"]: j for j in module.lane_jobs(args)}
+    assert list(jobs)[:2] == ["sst2/teacher-real/seed_0", "sst2/textcnn-rand/seed_0"] and len(jobs) == 12
+    assert jobs["sst2/kd-real/seed_0"]["deps"] == ["sst2/teacher-real/seed_0"]
+    assert jobs["sst2/mse-real/seed_0"]["deps"] == ["sst2/teacher-real/seed_0", "sst2/kd-real/seed_0"]
+    assert jobs["mr/mse-real-aug-mc/fold_03"]["deps"] == ["mr/teacher-real/fold_03", "mr/kd-real-aug/fold_03"]
+    assert jobs["mr/kd-real/fold_03"]["argv"] == ["--tasks", "mr", "--rows", "kd-real", "--mr-only-folds", "3"]
+    assert jobs["sst2/textcnn-rand/seed_0"]["result"] == tmp_path / "sst2" / "textcnn" / "seed_0" / "results.json"
+    assert jobs["mr/teacher-real/fold_03"]["result"] == tmp_path / "mr" / "real-full" / "fold_03" / "results.json"
+    # a child is this script on the parent's command line plus "--lanes 1" and the job's selection: the later
+    # options win, so the child runs exactly that row on that run
+    class Captured(Exception):
+        pass
+
+    def capture(child_args):
+        raise Captured(child_args)
+
+    parent = ["--tasks", "sst2", "mr", "--rows", "kd-real", "mse-real", "--lanes", "2", "--seeds", "0", "1",
+              "--out", str(tmp_path)]
+    monkeypatch.setattr(module.cc, "splits", capture)
+    with pytest.raises(Captured) as caught:
+        module.main(parent + ["--lanes", "1"] + jobs["mr/kd-real/fold_03"]["argv"])
+    child = caught.value.args[0]
+    assert (child.tasks, child.rows, child.mr_only_folds, child.lanes, child.seeds) == (
+        ["mr"], ["kd-real"], [3], 1, [0, 1])
+    with pytest.raises(SystemExit):
+        module.main(["--lanes", "0"])
+
+    # the scheduler, on jobs that record when they run: a fails, b needs a, c needs nothing, d needs c, e is done
+    times = tmp_path / "times"
+    times.mkdir()
+    def fake(job_id, deps, code=0):
+        return {"id": job_id, "deps": deps, "result": tmp_path / "fake" / job_id / "results.json", "code": code}
+    fakes = [fake("a", [], code=3), fake("b", ["a"]), fake("c", []), fake("d", ["c"]), fake("f", []), fake("e", [])]
+    fakes[-1]["result"].parent.mkdir(parents=True)
+    fakes[-1]["result"].write_text("{}")
+    script = ("import sys, time, pathlib; t = pathlib.Path(sys.argv[1]); s = time.time(); time.sleep(0.3); "
+              "r = pathlib.Path(sys.argv[2]); r.parent.mkdir(parents=True, exist_ok=True); "
+              "code = int(sys.argv[3]); code or r.write_text('{}'); t.write_text(f'{s} {time.time()}'); "
+              "sys.exit(code)")
+    def launch(job):
+        return subprocess.Popen([sys.executable, "-c", script, str(times / job["id"]), str(job["result"]),
+                                 str(job["code"])])
+    status = module.run_lanes(fakes, 2, launch, log=lambda line: None, poll=0.05)
+    assert status == {"a": "failed (exit 3)", "b": "skipped", "c": "done", "d": "done", "f": "done", "e": "done"}
+    span = {p.name: tuple(map(float, p.read_text().split())) for p in times.iterdir()}
+    assert set(span) == {"a", "c", "d", "f"}                 # b skipped, e already done: never started
+    assert span["d"][0] >= span["c"][1]
+    for t in {s for s, _ in span.values()}:                 # at most two running at any start
+        assert sum(s <= t < e for s, e in span.values()) <= 2
+
+
 def test_student_speed_remeasures_a_finished_run_eager_folded_and_teacher(toy, tmp_path):
     """scripts/student_speed.py on a finished distill run: one table row per batch size, speed-ups that are the
     ratios of the measured sentences/s, and a folded student whose probabilities equal the student's."""

@@ -38,7 +38,7 @@ from textcnn.model import TextCNN
 
 
 def filter_response_tables(vectors: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Every word's contribution to every filter at every offset of a window, for filters of one width $h$.
+    r"""Every word's contribution to every filter at every offset of a window, for filters of one width $h$.
 
     $$P_j[v, f] = \sum_{c} W[f, c, j]\, e(v)_c, \qquad j = 0 \dots h-1,$$
 
