@@ -125,6 +125,43 @@ def hardware_string(device: torch.device) -> str:
 # learning rate and optimizer
 
 
+#: glibc's mallopt parameters (malloc.h) and what :func:`keep_freed_memory` sets them to.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEEP_MMAP_THRESHOLD, KEEP_TRIM_THRESHOLD = 2 ** 30, 2 ** 31 - 1
+
+
+def keep_freed_memory() -> str:
+    """Make glibc's malloc keep freed blocks in the process instead of handing them back to the kernel.
+
+    By default glibc serves a block above a threshold (128 KiB, adapting up to 32 MiB) with fresh pages from
+    the kernel and returns them when it is freed, and gives back the top of the heap beyond another
+    threshold. A training step frees and re-allocates the same large buffers every step (activations,
+    their gradients, the MLM logits), so every step page-faults them in again: kernel time, not arithmetic
+    (tutorial 07, "The memory allocator is part of the measurement"). This sets ``M_MMAP_THRESHOLD`` to
+    1 GiB and ``M_TRIM_THRESHOLD`` to 2 GiB - 1 through ``mallopt``: the same as
+    ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` but from inside the
+    process, so ``minibert pretrain`` needs no environment variable. Numbers are unchanged; the peak memory
+    grows by the blocks kept (a few percent in the tutorial's measurement).
+
+    Returns what was done, for the run's log: ``"kept (mallopt)"``; ``"GLIBC_TUNABLES"`` when that variable
+    already tunes malloc (the user's setting wins, nothing is changed); ``"default"`` when the C library is
+    not glibc (nothing to do, e.g. macOS, musl) or ``mallopt`` refused a value.
+    """
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return "GLIBC_TUNABLES"
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return "default"
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return "default"
+    ok = libc.mallopt(M_MMAP_THRESHOLD, KEEP_MMAP_THRESHOLD) == 1
+    ok = libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD) == 1 and ok
+    return "kept (mallopt)" if ok else "default"
+
+
 def learning_rate(step: int, max_steps: int, warmup_steps: int, peak_lr: float) -> float:
     r"""Linear warm-up to ``peak_lr``, then linear decay to zero at ``max_steps``.
 

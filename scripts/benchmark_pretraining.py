@@ -32,7 +32,9 @@ the timed steps (the higher of the two is the peak).
 Before timing, the script checks that both give the same loss (eval mode, no
 dropout) to 1e-5. ``--profile`` prints where the time goes (torch.profiler).
 ``--memory`` measures each model's peak resident-memory growth during training
-steps, each in a fresh process.
+steps, each in a fresh process. Every result prints the allocator setting it ran under and the
+minor page faults per step; ``--malloc-tuning`` keeps freed memory in the process for both
+models, as ``minibert pretrain`` does by default.
 
     python scripts/benchmark_pretraining.py --preset tiny mini
 """
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,6 +55,7 @@ from minibert import hf
 from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import measure_matmul_peak, mfu, training_step_flops
 from minibert.model import BertConfig, BertForPreTraining
+from minibert.training_utils import KEEP_MMAP_THRESHOLD, KEEP_TRIM_THRESHOLD, keep_freed_memory
 
 
 def make_batches(config: BertConfig, n: int, batch_size: int, seq_len: int, mask_prob: float, seed: int) -> list:
@@ -135,10 +139,15 @@ def _masked(b) -> int:
     return int((b["mlm_labels"] != -100).sum())
 
 
-def timed_step(step, model, optimizer, b) -> float:
+def timed_step(step, model, optimizer, b, faults: list | None = None) -> float:
+    """Seconds of one training step; appends the minor page faults it caused to ``faults`` (Linux, macOS)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt if faults is not None else 0
     start = time.perf_counter()
     step(model, optimizer, b)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if faults is not None:
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return seconds
 
 
 def bench(preset: str, args) -> dict:
@@ -154,13 +163,14 @@ def bench(preset: str, args) -> dict:
         their_step(theirs, opt_theirs, batches[0])
     peak_before = measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0]))
     times = {"ours": [], "transformers": []}
+    faults = {"ours": [], "transformers": []}   # page faults: the allocator's cost shows here as a count
     ratios = []
     for r in range(args.repeats):
         for i, b in enumerate(batches):
             order = [("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs)]
             if (r + i) % 2:
                 order.reverse()                       # alternate who goes first
-            pair = {name: timed_step(step, model, opt, b) for name, step, model, opt in order}
+            pair = {name: timed_step(step, model, opt, b, faults[name]) for name, step, model, opt in order}
             for name, seconds in pair.items():
                 times[name].append(seconds)
             ratios.append(pair["transformers"] / pair["ours"])
@@ -176,7 +186,9 @@ def bench(preset: str, args) -> dict:
                 mfu_ours=utilisation["ours"], mfu_transformers=utilisation["transformers"],
                 ratio=statistics.median(ratios),
                 ratio_q=statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3,
-                masked_fraction=masked, pairs=len(ratios))
+                masked_fraction=masked, pairs=len(ratios),
+                faults_ours=statistics.median(faults["ours"]),
+                faults_transformers=statistics.median(faults["transformers"]))
 
 
 def compile_payback(preset: str, args) -> dict:
@@ -280,15 +292,19 @@ def memory_child(preset: str, which: str, args) -> None:
 def measure_memory(preset: str, which: str, args) -> float:
     cmd = [sys.executable, __file__, "--preset", preset, "--_memory-child", which,
            *(["--dense-mlm"] if args.dense_mlm else []), *(["--default-adamw"] if args.default_adamw else []),
-           *(["--torch-dropout"] if args.torch_dropout else []),
+           *(["--torch-dropout"] if args.torch_dropout else []), *(["--malloc-tuning"] if args.malloc_tuning else []),
            "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
            "--mask-prob", str(args.mask_prob), "--dropout", str(args.dropout), "--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
     return float(out[-1])
 
 
-def allocator_setting() -> str:
-    """The malloc tuning this process runs under: ``GLIBC_TUNABLES`` when set, else glibc's defaults."""
+def allocator_setting(tuned: str | None = None) -> str:
+    """The malloc tuning this process runs under: ``--malloc-tuning``'s (``tuned``, what
+    :func:`minibert.training_utils.keep_freed_memory` returned), else ``GLIBC_TUNABLES``, else glibc's defaults."""
+    if tuned == "kept (mallopt)":
+        return (f"freed memory kept in the process (--malloc-tuning: mallopt mmap_threshold={KEEP_MMAP_THRESHOLD}, "
+                f"trim_threshold={KEEP_TRIM_THRESHOLD}), as minibert pretrain does by default")
     tunables = os.environ.get("GLIBC_TUNABLES", "")
     return f"GLIBC_TUNABLES={tunables}" if tunables else "glibc malloc defaults (GLIBC_TUNABLES unset)"
 
@@ -317,9 +333,14 @@ def main(argv=None) -> int:
                              "the compile time and the steps it needs to pay that back")
     parser.add_argument("--torch-dropout", action="store_true",
                         help="ablation: our model draws its dropout masks with PyTorch's bernoulli, like transformers")
+    parser.add_argument("--malloc-tuning", action="store_true",
+                        help="keep freed memory in the process as `minibert pretrain` does by default "
+                             "(minibert.training_utils.keep_freed_memory), for both models; default: glibc's "
+                             "defaults (or GLIBC_TUNABLES)")
     parser.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    tuned = keep_freed_memory() if args.malloc_tuning else None
     global SPARSE_MLM, FUSED_ADAMW, FAST_DROPOUT
     SPARSE_MLM = False if args.dense_mlm else None
     FUSED_ADAMW = not args.default_adamw
@@ -335,7 +356,7 @@ def main(argv=None) -> int:
           f"{', ours with PyTorch dropout' if args.torch_dropout else ''}")
     # The allocator changes both models' speeds (freed large blocks returned to the OS are page-faulted back
     # in on the next step), so a result names the setting it ran under; tutorial 07 has the measurement.
-    print(f"# allocator: {allocator_setting()}")
+    print(f"# allocator: {allocator_setting(tuned)}")
     for preset in args.preset:
         if args.profile:
             profile(preset, args)
@@ -355,7 +376,9 @@ def main(argv=None) -> int:
                 f"|d loss| {r['loss_diff']:.1e}   masked {100 * r['masked_fraction']:.1f}% of positions\n"
                 f"       {r['flops_per_token'] / 1e6:.1f} MFLOP/token per step, matmul peak {r['peak_gflops']:.0f} "
                 f"GFLOP/s on the model's shapes, MFU ours {r['mfu_ours']:.2f}, "
-                f"transformers {r['mfu_transformers']:.2f}")
+                f"transformers {r['mfu_transformers']:.2f}\n"
+                f"       minor page faults per step (median): ours {r['faults_ours']:,.0f}, "
+                f"transformers {r['faults_transformers']:,.0f}")
         if args.memory:
             m_ours, m_theirs = measure_memory(preset, "ours", args), measure_memory(preset, "transformers", args)
             line += f"   peak memory growth ours {m_ours:.0f} MiB, transformers {m_theirs:.0f} MiB"

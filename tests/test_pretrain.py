@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from helpers import load_script, max_abs_diff, require_reference, write_corpus
-from minibert.pretrain import build_parser, main
+from minibert.pretrain import MALLOC_SAYS, build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,6 +157,7 @@ def test_a_run_writes_metrics_results_curves_checkpoint_and_tokenizer(finished_r
                 "valid_nsp_accuracy", "train_seconds", "config", "data", "device", "hardware"):
         assert key in results, f"results.json lacks {key}"
     assert results["steps"] == 24
+    assert results["malloc"] in MALLOC_SAYS                     # what --malloc-tuning auto did (test_training_utils)
     assert results["valid_perplexity"] == pytest.approx(math.exp(results["valid_mlm_loss"]), rel=1e-9)
     train = records(out, "train")
     assert [r["step"] for r in train] == list(range(1, 25))
@@ -218,10 +219,11 @@ def test_bf16_autocast_runs_on_cpu_with_finite_losses(corpus, tmp_path):
     train, valid = corpus
     out = tmp_path / "bf16"
     assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "3",
-                 "--precision", "bf16", "--eval-batches", "2"]) == 0
+                 "--precision", "bf16", "--eval-batches", "2", "--malloc-tuning", "off"]) == 0
     losses = [r["loss"] for r in records(out, "train")]
     assert len(losses) == 3 and all(math.isfinite(x) for x in losses), f"losses {losses}"
-    assert json.loads((out / "results.json").read_text())["precision"] == "bf16"
+    results = json.loads((out / "results.json").read_text())
+    assert results["precision"] == "bf16" and results["malloc"] == "default"
 
 
 # ---------------------------------------------------------------- resume, NaN, DDP
