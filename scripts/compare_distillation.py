@@ -55,6 +55,7 @@ Full protocol (many hours on a 2-core CPU)::
 one-thread lanes use a 2-core CPU best): a student starts once its teacher (and the sibling student whose
 cached teacher logits it reuses) has finished, the dependants of a failed run are skipped and named at the end,
 finished runs are not started again, each run logs to ``--out/lanes/``; the table is written once all are done.
+``--figure PATH`` also draws the table (every run as a dot, mean +- std per row, TextCNN-rand's mean as a line).
 
 Reduced (SST-2 sentences, 3 seeds; about 1.5 hours of one CPU thread after
 the teachers of ``compare_classifiers.py --rows textcnn real-full tiny-full``
@@ -71,6 +72,7 @@ import argparse
 import json
 import statistics
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -307,6 +309,48 @@ def write_table(table: dict, args) -> None:
     atomic_write_text("\n".join(lines), out / (TABLE + ".md"))
 
 
+def plot_table(table: dict, path: Path) -> None:
+    """Draw ``table`` (``{task: {row: summary}}``), one panel per task: each row's runs (seeds or folds) as dots
+    and their mean +- std as a diamond with whiskers, rows in :data:`ROWS` order; TextCNN rows blue, teachers
+    grey, students of MiniLM green and of our `tiny` orange; a dashed line at TextCNN-rand's mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in table if table[t]]
+    sizes = [len(table[t]) for t in tasks]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 0.32 * sum(sizes) + 1.4 * len(tasks)), squeeze=False,
+                             gridspec_kw={"height_ratios": sizes})
+    for ax, task in zip(axes[:, 0], tasks):
+        rows = [r for r in ROWS if r in table[task]][::-1]       # the table's first row at the top
+        for y, row in enumerate(rows):
+            s = table[task][row]
+            color = ("0.45" if row.startswith("teacher-") else "tab:blue" if row.startswith("textcnn-")
+                     else "tab:green" if "-real" in row else "tab:orange")
+            runs = s.get("accuracies") or []
+            ax.plot(runs, [y] * len(runs), ".", color=color, alpha=0.45, ms=6)
+            ax.errorbar(s["accuracy_mean"], y, xerr=s["accuracy_std"], fmt="D", color=color, ms=6, capsize=3)
+            ax.annotate(f"{s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']})",
+                        (max(runs + [s["accuracy_mean"] + s["accuracy_std"]]), y), xytext=(6, 0),
+                        textcoords="offset points", va="center", fontsize=8)
+        if "textcnn-rand" in table[task]:
+            ax.axvline(table[task]["textcnn-rand"]["accuracy_mean"], ls="--", color="tab:blue", lw=1)
+        values = [a for s in table[task].values() for a in (s.get("accuracies") or [s["accuracy_mean"]])]
+        span = max(values) - min(values) + 1.0
+        ax.set_xlim(min(values) - 0.05 * span, max(values) + 0.3 * span)   # room for the labels on the right
+        ax.set_yticks(range(len(rows)), [textwrap.fill(LABELS[r], 52) for r in rows], fontsize=8)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+        what = {"sst2": "SST-2, dots: seeds", "mr": "MR, dots: folds"}.get(task, task)
+        ax.set_title(f"{what}; diamond and whiskers: mean ± std; dashed: TextCNN-rand's mean", fontsize=10)
+        ax.set_xlabel("test accuracy %", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def lane_jobs(args) -> list[dict]:
     """The table's runs as jobs for ``--lanes``: one per (task, row, seed or fold), each with the jobs it waits for.
 
@@ -417,6 +461,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="device of the teacher fine-tuning runs (auto, cuda, mps, cpu)")
     p.add_argument("--out", default="runs/compare_distill")
+    p.add_argument("--figure", help="also draw the table (every task in --out/distill_table.json) to this PNG")
     p.add_argument("--lanes", type=int, default=1,
                    help="runs at a time, each a child process with --threads threads (lanes x threads <= cores); "
                         "a student starts once its teacher has finished; logs in --out/lanes/")
@@ -445,6 +490,10 @@ def main(argv=None) -> int:
             s = table[task][row]
             print(f"== {task} {row}: {s['accuracy_mean']:.1f} ± {s['accuracy_std']:.1f} (n={s['n']})", flush=True)
             write_table(table, args)
+    if args.figure:
+        saved = json.loads((Path(args.out) / (TABLE + ".json")).read_text(encoding="utf-8"))["table"]
+        plot_table({task: rows for task, rows in saved.items() if task in args.tasks}, Path(args.figure))
+        print(f"figure: {args.figure}", flush=True)
     return 0
 
 

@@ -641,6 +641,9 @@ def test_the_distillation_table_pairs_each_row_with_its_baselines_run_by_run(tmp
     assert saved["textcnn-rand"]["paired"] == {}
     md = (tmp_path / "distill_table.md").read_text()
     assert "vs TextCNN-rand: +3.0 ± 1.4 (n=2, min +2.0); vs TextCNN multichannel: +0.5 ± 2.1 (n=2, min -1.0) |" in md
+    figure = tmp_path / "figures" / "table.png"                   # --figure: the same table drawn
+    module.plot_table(json.loads((tmp_path / "distill_table.json").read_text())["table"], figure)
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_distillation_table_in_lanes_starts_each_student_after_its_teacher_and_logit_sibling(tmp_path,
