@@ -203,12 +203,22 @@ def splits(args) -> dict:
     return out
 
 
+def refuse_unfinished(out: Path) -> None:
+    """Stop with one sentence when ``out`` holds files but no ``results.json``: a run that was interrupted, or
+    that another process is running right now. The table never deletes it (that could be the other process's
+    run); the user does, and the next invocation runs it again."""
+    if out.is_dir() and any(out.iterdir()) and not (out / "results.json").exists():
+        raise SystemExit(f"{out} holds an unfinished run (no results.json): if no other process is running it, "
+                         f"it was interrupted; delete that folder and run the table again to redo it")
+
+
 def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, args, caches) -> dict:
     out = Path(args.out) / task / row / name
     if (out / "results.json").exists():
         return json.loads((out / "results.json").read_text(encoding="utf-8"))
     if args.table_only:
         return None
+    refuse_unfinished(out)
     print(f"[{time.strftime('%H:%M:%S')}] {task} {row} {name}: train {len(train[1])}, dev {len(dev[1])}, "
           f"test {len(test[1])}", flush=True)
     if row == "majority":

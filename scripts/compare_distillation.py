@@ -205,6 +205,7 @@ def run_row(row: str, task: str, name: str, seed: int, train, dev, test, names, 
         if (folder / "results.json").exists():
             return json.loads((folder / "results.json").read_text(encoding="utf-8"))
         return cc.run_row(f"{model}-full", task, name, seed, train, dev, test, names, args, caches)
+    cc.refuse_unfinished(out)
     print(f"[{time.strftime('%H:%M:%S')}] {task} {row} {name}: train {len(train[1])}", flush=True)
     data = Path(args.out) / task / "_data" / name
     files = {k: cc.write_label_text(data / f"{k}.txt", *split, names)

@@ -51,6 +51,22 @@ def test_a_bert_row_without_its_model_path_is_one_clear_error(cc, tmp_path):
                  "--out", str(tmp_path / "out")])
 
 
+def test_an_interrupted_run_is_named_not_deleted_and_not_silently_rerun(cc, tmp_path):
+    """A run folder holding files but no results.json (interrupted, or another process's run in progress) stops
+    the table with one sentence naming the folder, and the folder is left as it was."""
+    data = toy_data(tmp_path / "data")
+    run = tmp_path / "out" / "sst2" / "textcnn" / "seed_0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    with pytest.raises(SystemExit, match="seed_0 holds an unfinished run .*delete that folder"):
+        cc.main(["--tasks", "sst2", "--rows", "textcnn", "--seeds", "0", "--data-dir", str(data),
+                 "--out", str(tmp_path / "out")])
+    assert (run / "metrics.jsonl").is_file()
+    cc.refuse_unfinished(tmp_path / "missing")               # nothing there yet: fine
+    (tmp_path / "empty").mkdir()
+    cc.refuse_unfinished(tmp_path / "empty")                 # an empty folder: fine
+
+
 def test_table_only_merges_existing_runs_in_row_order_with_mean_and_std(cc, tmp_path):
     data = toy_data(tmp_path / "data")
     out = tmp_path / "out"
