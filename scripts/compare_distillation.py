@@ -54,7 +54,9 @@ Full protocol (many hours on a 2-core CPU)::
 ``--lanes N`` runs N runs at a time, each a child process of this script with ``--threads`` threads (two
 one-thread lanes use a 2-core CPU best): a student starts once its teacher (and the sibling student whose
 cached teacher logits it reuses) has finished, the dependants of a failed run are skipped and named at the end,
-finished runs are not started again, each run logs to ``--out/lanes/``; the table is written once all are done.
+finished runs are not started again (an interrupted run's folder, files but no results.json, is named and
+left alone: delete it to run it again), each run logs to ``--out/lanes/``; the table is written once all are
+done.
 ``--figure PATH`` also draws the table (every run as a dot, mean +- std per row, TextCNN-rand's mean as a line).
 
 Reduced (SST-2 sentences, 3 seeds; about 1.5 hours of one CPU thread after
