@@ -82,6 +82,7 @@ from minibert.pair_ranges import RangeEpochPairs
 from minibert.token_cache import token_cache
 from minibert.tokenization import SentencePieceTokenizer, load_tokenizer, save_for_transformers
 from minibert.training_utils import (
+    MALLOC_SAYS,
     PRECISIONS,
     Distributed,
     MetricsLog,
@@ -128,9 +129,6 @@ RUN_KEY_DEFAULTS = {"pair_objective": "nsp", "static_pairs": True, "head_lr_scal
 #: ``mini`` preset at tiny's 2e-3 never leaves the stage of predicting piece frequencies (tutorial 07's
 #: ablation, row ``mini``), at 5e-4 it trains; the larger presets take BERT's own 1e-4.
 DEFAULT_LR = {"tiny": 2e-3, "mini": 5e-4, "small": 1e-4, "medium": 1e-4, "base": 1e-4}
-#: How the progress header names what :func:`keep_freed_memory` did.
-MALLOC_SAYS = {"kept (mallopt)": "freed memory kept in the process (--malloc-tuning)",
-               "GLIBC_TUNABLES": "malloc tuned by GLIBC_TUNABLES", "default": "malloc defaults"}
 DATA_KEYS = ("train", "valid", "data_dir")   # may be given again on --resume (the data moved)
 OUTPUT_KEYS = ("log_every", "eval_every", "save_every", "keep_every", "token_cache")   # kept on --resume unless given again
 
@@ -725,7 +723,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         f"device {device}, precision {precision}, {ctx.world_size} process(es), "
         f"global batch {global_batch} x {args.seq_len} tokens; dropout masks "
         f"{'16-bit (--fast-dropout)' if fast_dropout else 'from PyTorch'}; "
-        f"{MALLOC_SAYS.get(malloc, malloc)}")
+        f"{MALLOC_SAYS[malloc]} (--malloc-tuning)")
     # the matmul limit of this machine on this model's shapes: MFU = achieved matmul FLOP/s / this
     peak_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     # its random matrices must not consume the training RNG: a resumed run restores that state just above

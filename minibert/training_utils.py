@@ -162,6 +162,15 @@ def keep_freed_memory() -> str:
     return "kept (mallopt)" if ok else "default"
 
 
+#: What each result of :func:`keep_freed_memory` means, for progress headers and benchmark logs.
+MALLOC_SAYS = {
+    "kept (mallopt)": (f"freed memory kept in the process (mallopt mmap_threshold={KEEP_MMAP_THRESHOLD}, "
+                       f"trim_threshold={KEEP_TRIM_THRESHOLD})"),
+    "GLIBC_TUNABLES": "malloc tuned by GLIBC_TUNABLES",
+    "default": "malloc defaults",
+}
+
+
 def learning_rate(step: int, max_steps: int, warmup_steps: int, peak_lr: float) -> float:
     r"""Linear warm-up to ``peak_lr``, then linear decay to zero at ``max_steps``.
 

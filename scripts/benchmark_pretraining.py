@@ -55,7 +55,7 @@ from minibert import hf
 from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import measure_matmul_peak, mfu, training_step_flops
 from minibert.model import BertConfig, BertForPreTraining
-from minibert.training_utils import KEEP_MMAP_THRESHOLD, KEEP_TRIM_THRESHOLD, keep_freed_memory
+from minibert.training_utils import MALLOC_SAYS, keep_freed_memory
 
 
 def make_batches(config: BertConfig, n: int, batch_size: int, seq_len: int, mask_prob: float, seed: int) -> list:
@@ -303,8 +303,7 @@ def allocator_setting(tuned: str | None = None) -> str:
     """The malloc tuning this process runs under: ``--malloc-tuning``'s (``tuned``, what
     :func:`minibert.training_utils.keep_freed_memory` returned), else ``GLIBC_TUNABLES``, else glibc's defaults."""
     if tuned == "kept (mallopt)":
-        return (f"freed memory kept in the process (--malloc-tuning: mallopt mmap_threshold={KEEP_MMAP_THRESHOLD}, "
-                f"trim_threshold={KEEP_TRIM_THRESHOLD}), as minibert pretrain does by default")
+        return f"{MALLOC_SAYS[tuned]} (--malloc-tuning), as minibert pretrain does by default"
     tunables = os.environ.get("GLIBC_TUNABLES", "")
     return f"GLIBC_TUNABLES={tunables}" if tunables else "glibc malloc defaults (GLIBC_TUNABLES unset)"
 

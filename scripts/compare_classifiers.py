@@ -175,6 +175,11 @@ def write_label_text(path: Path, texts, labels, names) -> str:
     return str(path)
 
 
+def run_name(task: str, number: int) -> str:
+    """The folder name of one run of a table: ``seed_<s>`` for SST-2, ``fold_<ff>`` (1-based) for MR."""
+    return f"seed_{number}" if task == "sst2" else f"fold_{number:02d}"
+
+
 def splits(args) -> dict:
     """``{task: [(name, seed, train, dev, test), ...]}`` with ``(texts, label_ids)`` triples."""
     data = Path(args.data_dir) / "classification"
@@ -186,7 +191,7 @@ def splits(args) -> dict:
         dev_t, dev_r = read_examples(data / "SST-2" / "stsa.binary.dev")
         test_t, test_r = read_examples(data / "SST-2" / "stsa.binary.test")
         dev, test = (dev_t, labels.encode(dev_r)), (test_t, labels.encode(test_r))
-        out["sst2"] = ([(f"seed_{s}", s, train, dev, test) for s in args.seeds], labels.names)
+        out["sst2"] = ([(run_name("sst2", s), s, train, dev, test) for s in args.seeds], labels.names)
     if "mr" in args.tasks:
         texts, raw = read_examples(data / "MR" / "rt-polarity.all")
         labels = LabelMap.from_labels(raw)
@@ -197,7 +202,7 @@ def splits(args) -> dict:
                 continue
             tr, dv = dev_split([y[i] for i in train_idx], 0.1, seed=f)
             sub = lambda idx: ([texts[i] for i in idx], [y[i] for i in idx])  # noqa: E731
-            runs.append((f"fold_{f:02d}", f, sub([train_idx[i] for i in tr]), sub([train_idx[i] for i in dv]),
+            runs.append((run_name("mr", f), f, sub([train_idx[i] for i in tr]), sub([train_idx[i] for i in dv]),
                          sub(test_idx)))
         out["mr"] = (runs, labels.names)
     return out

@@ -362,8 +362,8 @@ def lane_jobs(args) -> list[dict]:
     logits it then reuses instead of recomputing them. ``argv`` selects the job's run in a child invocation of this
     script; ``result`` is the ``results.json`` whose existence means the job is done.
     """
-    runs = {"sst2": [(f"seed_{s}", ["--seeds", str(s)]) for s in args.seeds],
-            "mr": [(f"fold_{f:02d}", ["--mr-only-folds", str(f)])
+    runs = {"sst2": [(cc.run_name("sst2", s), ["--seeds", str(s)]) for s in args.seeds],
+            "mr": [(cc.run_name("mr", f), ["--mr-only-folds", str(f)])
                    for f in (args.mr_only_folds or range(1, args.mr_folds + 1))]}
     rows = list(args.rows)
     for row in args.rows:                     # the teachers first, so that they start first
@@ -417,7 +417,7 @@ def run_lanes(jobs: list[dict], lanes: int, launch, log=print, poll: float = 2.0
                 running[job["id"]] = (launch(job), time.time())
                 log(f"[{time.strftime('%H:%M:%S')}] started {job['id']} ({len(status)}/{total} finished, "
                     f"{len(running)} running)")
-        finished = [(i, p.poll(), t) for i, (p, t) in running.items() if p.poll() is not None]
+        finished = [(i, code, t) for i, (p, t) in running.items() if (code := p.poll()) is not None]
         for job_id, code, started in finished:
             del running[job_id]
             status[job_id] = "done" if code == 0 else f"failed (exit {code})"

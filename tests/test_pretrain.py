@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from helpers import load_script, max_abs_diff, require_reference, write_corpus
-from minibert.pretrain import MALLOC_SAYS, build_parser, main
+from minibert.pretrain import build_parser, main
+from minibert.training_utils import MALLOC_SAYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
