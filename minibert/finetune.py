@@ -53,7 +53,8 @@ from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
 from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
 from minibert.model import POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
 from minibert.tokenization import load_tokenizer
-from minibert.training_utils import (PRECISIONS, MetricsLog, atomic_write_folder, atomic_write_json, autocast,
+from minibert.training_utils import (MALLOC_SAYS, PRECISIONS, MetricsLog, add_malloc_tuning_argument,
+                                     apply_malloc_tuning, atomic_write_folder, atomic_write_json, autocast,
                                      learning_rate, parameter_groups, pick_device, prepare_run_folder,
                                      progress_line, resolve_precision, set_seed, write_results)
 
@@ -319,6 +320,7 @@ def run(args, log=print, cache: FeatureCache | None = None) -> dict:
     pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    log(f"memory: {MALLOC_SAYS[apply_malloc_tuning(args.malloc_tuning)]} (--malloc-tuning)")
     labels, splits = load_splits(args, log=log)
     out = prepare_run_folder(args.out, args.resume, args.overwrite)
     if cache is None and args.mode == "probe":
@@ -371,6 +373,7 @@ def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto = bf16 autocast on a CUDA GPU that supports it, else fp32")
     g.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads for torch (0: torch's default)")
+    add_malloc_tuning_argument(g)
     g.add_argument("--out", default="runs/finetune", help="output folder")
     g.add_argument("--overwrite", action="store_true", help="delete everything in --out first")
     g.add_argument("--resume", action="store_true",

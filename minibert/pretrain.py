@@ -88,12 +88,13 @@ from minibert.training_utils import (
     MetricsLog,
     RunningSums,
     absolute_path,
+    add_malloc_tuning_argument,
+    apply_malloc_tuning,
     atomic_torch_save,
     atomic_write_folder,
     autocast,
     enable_tf32,
     format_seconds,
-    keep_freed_memory,
     learning_rate,
     parameter_groups,
     pick_device,
@@ -230,11 +231,7 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="draw dropout masks from 16 random bits per element (minibert.fast_dropout) instead of "
                         "PyTorch's bernoulli; auto = on for the CPU without --compile, where it makes a step "
                         "faster, off elsewhere (a GPU's dropout is already one fused kernel)")
-    g.add_argument("--malloc-tuning", default="auto", choices=("auto", "off"),
-                   help="auto (default): on Linux with glibc, keep freed memory in the process instead of "
-                        "returning it to the kernel every step (minibert.training_utils.keep_freed_memory: "
-                        "fewer page faults, a faster CPU step, a few percent more peak memory, the same numbers); "
-                        "off: glibc's defaults")
+    add_malloc_tuning_argument(g)
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder (default: runs/<preset>)")
     g.add_argument("--resume", action="store_true",
@@ -676,7 +673,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         f"of the {len(valid_set):,} pairs of {valid_path} (cut and masked once), prepared in {time.time() - t0:.1f}s")
 
     # ---- model and optimizer -----------------------------------------------------------
-    malloc = keep_freed_memory() if args.malloc_tuning == "auto" else "default"
+    malloc = apply_malloc_tuning(args.malloc_tuning)
     torch.manual_seed(args.seed)                       # the same initial weights on every process
     raw_model = BertForPreTraining(config)
     if args.attention_init == "mimetic":

@@ -31,6 +31,7 @@ def test_train_cli_learns_a_toy_task_and_predict_uses_the_saved_model(tmp_path, 
     results = json.loads((out / "results.json").read_text())
     for key in ("test_accuracy", "test_f1_macro", "train_seconds", "num_parameters", "best_epoch"):
         assert key in results, f"results.json lacks {key}"
+    assert "(--malloc-tuning)" in capsys.readouterr().out and results["args"]["malloc_tuning"] == "auto"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().strip().split("\n")]
     assert [(r["split"], r["epoch"]) for r in records] == [(s, e) for e in range(1, 7) for s in ("train", "dev", "test")]
     steps_per_epoch = 6  # 60 examples in batches of 10

@@ -267,3 +267,17 @@ def test_keeping_freed_memory_stops_the_page_faults_of_buffers_freed_and_allocat
     assert runs["keep"][1] * 3 < runs["default"][1], runs
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1")
     assert training_utils.keep_freed_memory() == "GLIBC_TUNABLES"
+
+
+@pytest.mark.parametrize("command", ["minibert.pretrain", "minibert.finetune", "textcnn.train", "textcnn.distill"])
+def test_every_training_command_keeps_freed_memory_unless_told_off(command, monkeypatch):
+    """--malloc-tuning is the same switch, default auto, on every training command; auto calls keep_freed_memory
+    (once), off does not call it and reports glibc's defaults."""
+    import importlib
+
+    action = importlib.import_module(command).build_parser()._option_string_actions["--malloc-tuning"]
+    assert action.default == "auto" and tuple(action.choices) == ("auto", "off")
+    calls = []
+    monkeypatch.setattr(training_utils, "keep_freed_memory", lambda: calls.append(1) or "kept (mallopt)")
+    assert training_utils.apply_malloc_tuning("off") == "default" and calls == []
+    assert training_utils.apply_malloc_tuning("auto") == "kept (mallopt)" and calls == [1]

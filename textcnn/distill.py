@@ -49,7 +49,8 @@ from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_neg
                           positive_float, positive_int, run_command)
 from minibert.metrics import classification_metrics, plot_confusion_matrix
 from minibert.model import IGNORE_INDEX
-from minibert.training_utils import atomic_torch_save, pick_device, prepare_run_folder, set_seed, write_results
+from minibert.training_utils import (MALLOC_SAYS, add_malloc_tuning_argument, apply_malloc_tuning, atomic_torch_save,
+                                     pick_device, prepare_run_folder, set_seed, write_results)
 from textcnn.augment import augment, teacher_text
 from textcnn.kd import LOSSES, student_loss
 from textcnn.model import CONV_PADDINGS, MODES
@@ -224,6 +225,7 @@ def run(args, log=print) -> dict:
     out = prepare_run_folder(args.out, overwrite=args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
+    log(f"memory: {MALLOC_SAYS[apply_malloc_tuning(args.malloc_tuning)]} (--malloc-tuning)")
     device = pick_device(args.device)
 
     # ---- data, read as textcnn train reads it; the teacher gets the raw texts, the student Kim's tokens
@@ -358,6 +360,7 @@ def build_parser(prog: str = "textcnn distill") -> ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="delete what --out holds and start again")
     g.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N")
     g.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads for torch; 0 = torch's default")
+    add_malloc_tuning_argument(g)
     return p
 
 
