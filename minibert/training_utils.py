@@ -142,6 +142,8 @@ def keep_freed_memory() -> str:
     ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` but from inside the
     process, so ``minibert pretrain`` needs no environment variable. Numbers are unchanged; the peak memory
     grows by the blocks kept (a few percent in the tutorial's measurement).
+    Both thresholds are needed: either one alone page-faults more than the defaults (setting one switches
+    off glibc's adaptive mmap threshold; ``scripts/malloc_page_faults.py`` counts it per step).
 
     Returns what was done, for the run's log: ``"kept (mallopt)"``; ``"GLIBC_TUNABLES"`` when that variable
     already tunes malloc (the user's setting wins, nothing is changed); ``"default"`` when the C library is
