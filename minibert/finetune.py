@@ -53,10 +53,10 @@ from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
 from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
 from minibert.model import POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
 from minibert.tokenization import load_tokenizer
-from minibert.training_utils import (MALLOC_SAYS, PRECISIONS, MetricsLog, add_malloc_tuning_argument,
-                                     apply_malloc_tuning, atomic_write_folder, atomic_write_json, autocast,
-                                     learning_rate, parameter_groups, pick_device, prepare_run_folder,
-                                     progress_line, resolve_precision, set_seed, write_results)
+from minibert.training_utils import (PRECISIONS, MetricsLog, add_malloc_tuning_argument, apply_malloc_tuning,
+                                     atomic_write_folder, atomic_write_json, autocast, learning_rate,
+                                     parameter_groups, pick_device, prepare_run_folder, progress_line,
+                                     resolve_precision, set_seed, write_results)
 
 COMMAND = "minibert finetune"
 MODES = ("full", "probe", "scratch")
@@ -320,7 +320,7 @@ def run(args, log=print, cache: FeatureCache | None = None) -> dict:
     pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    log(f"memory: {MALLOC_SAYS[apply_malloc_tuning(args.malloc_tuning)]} (--malloc-tuning)")
+    apply_malloc_tuning(args.malloc_tuning, log)
     labels, splits = load_splits(args, log=log)
     out = prepare_run_folder(args.out, args.resume, args.overwrite)
     if cache is None and args.mode == "probe":

@@ -182,10 +182,13 @@ def add_malloc_tuning_argument(group) -> None:
                             "numbers); off: glibc's defaults")
 
 
-def apply_malloc_tuning(choice: str) -> str:
+def apply_malloc_tuning(choice: str, log=None) -> str:
     """Act on ``--malloc-tuning``: :func:`keep_freed_memory` for ``"auto"``; returns what was done (a key of
-    :data:`MALLOC_SAYS`), ``"default"`` for ``"off"``."""
-    return keep_freed_memory() if choice == "auto" else "default"
+    :data:`MALLOC_SAYS`), ``"default"`` for ``"off"``. With ``log``, also logs one line saying it."""
+    done = keep_freed_memory() if choice == "auto" else "default"
+    if log is not None:
+        log(f"memory: {MALLOC_SAYS[done]} (--malloc-tuning)")
+    return done
 
 
 def learning_rate(step: int, max_steps: int, warmup_steps: int, peak_lr: float) -> float:

@@ -281,3 +281,6 @@ def test_every_training_command_keeps_freed_memory_unless_told_off(command, monk
     monkeypatch.setattr(training_utils, "keep_freed_memory", lambda: calls.append(1) or "kept (mallopt)")
     assert training_utils.apply_malloc_tuning("off") == "default" and calls == []
     assert training_utils.apply_malloc_tuning("auto") == "kept (mallopt)" and calls == [1]
+    said = []
+    assert training_utils.apply_malloc_tuning("off", said.append) == "default"
+    assert said == [f"memory: {training_utils.MALLOC_SAYS['default']} (--malloc-tuning)"]

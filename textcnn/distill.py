@@ -49,7 +49,7 @@ from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_neg
                           positive_float, positive_int, run_command)
 from minibert.metrics import classification_metrics, plot_confusion_matrix
 from minibert.model import IGNORE_INDEX
-from minibert.training_utils import (MALLOC_SAYS, add_malloc_tuning_argument, apply_malloc_tuning, atomic_torch_save,
+from minibert.training_utils import (add_malloc_tuning_argument, apply_malloc_tuning, atomic_torch_save,
                                      pick_device, prepare_run_folder, set_seed, write_results)
 from textcnn.augment import augment, teacher_text
 from textcnn.kd import LOSSES, student_loss
@@ -225,7 +225,7 @@ def run(args, log=print) -> dict:
     out = prepare_run_folder(args.out, overwrite=args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
-    log(f"memory: {MALLOC_SAYS[apply_malloc_tuning(args.malloc_tuning)]} (--malloc-tuning)")
+    apply_malloc_tuning(args.malloc_tuning, log)
     device = pick_device(args.device)
 
     # ---- data, read as textcnn train reads it; the teacher gets the raw texts, the student Kim's tokens

@@ -39,7 +39,7 @@ from minibert.classification_data import (ClassificationDataError, LabelMap, Spl
 from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_negative_float, non_negative_int,
                           positive_float, positive_int, run_command)
 from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
-from minibert.training_utils import (MALLOC_SAYS, MetricsLog, add_malloc_tuning_argument, apply_malloc_tuning,
+from minibert.training_utils import (MetricsLog, add_malloc_tuning_argument, apply_malloc_tuning,
                                      atomic_torch_save, pick_device, prepare_run_folder, progress_line, set_seed,
                                      write_results)
 from textcnn.data import EncodedSet, bucketed_batches, tokenize
@@ -225,7 +225,7 @@ def run(args, log=print) -> dict:
     prepare_run_folder(args.out, args.resume, args.overwrite, create=False)   # refuse before any work
     if args.threads:
         torch.set_num_threads(args.threads)
-    log(f"memory: {MALLOC_SAYS[apply_malloc_tuning(args.malloc_tuning)]} (--malloc-tuning)")
+    apply_malloc_tuning(args.malloc_tuning, log)
     labels, splits = load_splits(args, prepare=tokenize, log=log)
     out = prepare_run_folder(args.out, args.resume, args.overwrite)
 
