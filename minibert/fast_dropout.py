@@ -46,8 +46,8 @@ from torch import nn
 
 from minibert.attention import MultiHeadAttention
 
-__all__ = ["drop_count", "keep_mask", "fast_dropout", "FastDropout", "attention_with_fast_dropout",
-           "use_fast_dropout"]
+__all__ = ["drop_count", "random_lanes", "keep_mask", "scaled_keep_mask", "fast_dropout", "FastDropout",
+           "attention_with_fast_dropout", "use_fast_dropout"]
 
 LANES = 65536   # values of one 16-bit lane
 
@@ -59,19 +59,46 @@ def drop_count(p: float) -> int:
     return min(round(p * LANES), LANES - 1)
 
 
+def random_lanes(shape: torch.Size, device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""16 random bits per element: int16 lanes of ``shape``, each uniform on $[-32768, 32767]$.
+
+    One int64 word over the full 64-bit range gives four independent lanes
+    (a lane is $u - 32768$ for $u$ uniform on $\{0, \dots, 65535\}$).
+    """
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(-2 ** 63, None, generator=generator)      # every one of the 2^64 bit patterns
+    return words.view(torch.int16)[:n].view(shape)           # (shape) uniform on [-32768, 32767]
+
+
 def keep_mask(shape: torch.Size, p: float, device: torch.device | str = "cpu",
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
     r"""(boolean keep mask $m$ of ``shape``, scale $1/(1-p')$): 16 random bits per element.
 
-    One int64 word over the full 64-bit range gives four independent uniform
-    int16 lanes in $[-32768, 32767]$; lane $u - 32768 \ge d - 32768$ keeps.
+    Element $i$ is kept when its lane (:func:`random_lanes`) $u_i - 32768 \ge d - 32768$,
+    $d = \mathrm{round}(65536\,p)$; the scale is $65536 / (65536 - d)$.
     """
     d = drop_count(p)
-    n = math.prod(shape)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
-    words.random_(-2 ** 63, None, generator=generator)      # every one of the 2^64 bit patterns
-    lanes = words.view(torch.int16)[:n].view(shape)          # (shape) uniform on [-32768, 32767]
-    return lanes >= d - LANES // 2, LANES / (LANES - d)
+    return random_lanes(shape, device, generator) >= d - LANES // 2, LANES / (LANES - d)
+
+
+def scaled_keep_mask(shape: torch.Size, p: float, dtype: torch.dtype = torch.float32,
+                     device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""The dropout multiplier $m_i / (1 - p')$ in ``dtype``: :func:`keep_mask`'s mask times its scale.
+
+    The same random lanes and comparison as :func:`keep_mask` (the same seed
+    gives the same mask), built in two passes for speed: the comparison
+    writes its 0/1 straight into a float tensor (``torch.ge(..., out=)``),
+    which is then scaled in place. ``torch.where(keep, scale, 0.0)`` on the
+    boolean mask took twice as long on the CPU
+    (``python scripts/dropout_mask_speed.py``, tutorial 07, "Speed").
+    """
+    d = drop_count(p)
+    lanes = random_lanes(shape, device, generator)
+    multiplier = torch.empty(shape, dtype=dtype, device=device)
+    torch.ge(lanes, d - LANES // 2, out=multiplier)          # 1.0 = kept, 0.0 = dropped
+    return multiplier.mul_(LANES / (LANES - d))
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -85,8 +112,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
     """
     if not training or p == 0.0:
         return x
-    keep, scale = keep_mask(x.shape, p, x.device)
-    return x * torch.where(keep, scale, 0.0).to(x.dtype)
+    return x * scaled_keep_mask(x.shape, p, x.dtype, x.device)
 
 
 class FastDropout(nn.Dropout):

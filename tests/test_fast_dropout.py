@@ -7,7 +7,7 @@ import torch
 
 from minibert.attention import MultiHeadAttention, padding_mask, scaled_dot_product_attention
 from minibert.fast_dropout import (FastDropout, attention_with_fast_dropout, drop_count, fast_dropout, keep_mask,
-                                   use_fast_dropout)
+                                   scaled_keep_mask, use_fast_dropout)
 from minibert.model import BertConfig, BertForPreTraining
 
 
@@ -40,6 +40,21 @@ def test_each_of_the_four_lanes_drops_p_of_its_elements(lib, p):
     sigma = math.sqrt(p_eff * (1 - p_eff) / (n // 4))
     dropped = (~keep).view(-1, 4).double().mean(dim=0)            # fraction dropped per lane
     assert torch.all((dropped - p_eff).abs() < 5 * sigma), dropped
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_scaled_keep_mask_is_the_keep_mask_times_its_scale(dtype):
+    """The multiplier fast_dropout uses = keep_mask's m / (1 - p') from the same random draw, in x's dtype."""
+    shape = torch.Size([101, 997, 11])     # 1,107,667 elements (not a multiple of 4): ~17 lanes sit at the threshold
+    for p in (0.1, 0.3):
+        torch.manual_seed(21)
+        keep, scale = keep_mask(shape, p)
+        torch.manual_seed(21)
+        multiplier = scaled_keep_mask(shape, p, dtype)
+        assert multiplier.dtype == dtype and multiplier.shape == shape
+        expected = torch.where(keep, torch.tensor(scale, dtype=torch.float64), 0.0).to(dtype)
+        assert torch.equal(multiplier, expected)
+        assert 0 < (multiplier == 0).sum() < shape.numel()
 
 
 def test_output_is_masked_and_scaled_and_unbiased():
