@@ -1,18 +1,19 @@
-"""How long the dropout of one training step takes with two ways of building the same 16-bit mask.
+"""How long the dropout of one training step takes with three ways of building the same 16-bit mask.
 
-Both draw the same random lanes (``minibert.fast_dropout.random_lanes``) and
+All three draw the same random lanes (``minibert.fast_dropout.random_lanes``) and
 give the same numbers; they differ only in how the 0 / scale multiplier is
 made from them:
 
 - ``where``: boolean mask ``lanes >= t``, then ``torch.where(keep, scale, 0.0)``
   (``minibert.fast_dropout`` until 2026-12-06);
+- ``bool-to``: boolean mask, then ``keep.to(torch.float32).mul_(scale)``;
 - ``ge-out``: ``torch.ge(lanes, t, out=float_tensor)``, then ``mul_(scale)``
   (``minibert.fast_dropout.scaled_keep_mask``, now).
 
 For each preset it times dropout forward and backward (``y = x * multiplier``,
 then ``y.backward(g)``) on the shapes one training step drops: the embeddings
 and two residual branches per layer (B, T, C), and the attention weights of
-each layer (B, H, T, T). The two ways alternate, and the medians over
+each layer (B, H, T, T). The ways take turns, and the medians over
 ``--repeats`` are reported, with the time per training step (each shape times
 how often a step drops it).
 
@@ -39,6 +40,13 @@ def where_multiplier(shape: torch.Size, p: float) -> torch.Tensor:
     return torch.where(keep, LANES / (LANES - d), 0.0)
 
 
+def bool_to_multiplier(shape: torch.Size, p: float) -> torch.Tensor:
+    """Boolean mask converted with ``.to(float32)``, then scaled in place."""
+    d = drop_count(p)
+    keep = random_lanes(shape) >= d - LANES // 2
+    return keep.to(torch.float32).mul_(LANES / (LANES - d))
+
+
 def dropout_seconds(make_multiplier, x: torch.Tensor, g: torch.Tensor, p: float) -> float:
     """Seconds of one dropout forward (multiplier and product) and backward."""
     x = x.detach().requires_grad_()
@@ -59,10 +67,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()                      # as `minibert pretrain` runs: no page faults in the timing
-    ways = {"where": where_multiplier, "ge-out": lambda shape, p: scaled_keep_mask(shape, p)}
+    ways = {"where": where_multiplier, "bool-to": bool_to_multiplier,
+            "ge-out": lambda shape, p: scaled_keep_mask(shape, p)}
     print(f"dropout forward + backward, p = {args.p}, {args.threads} threads, median of {args.repeats}")
-    print("| preset | tensor | shape | per step | where (ms) | ge-out (ms) | where / ge-out |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| preset | tensor | shape | per step | where (ms) | bool-to (ms) | ge-out (ms) | where / ge-out |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for preset in args.preset:
         c = BertConfig.from_preset(preset)
         B, T, L = args.batch_size, args.seq_len, c.num_hidden_layers
@@ -73,7 +82,7 @@ def main() -> None:
             x, g = torch.randn(shape), torch.randn(shape)
             times = {k: [] for k in ways}
             for r in range(args.repeats + 1):
-                order = list(ways.items()) if r % 2 == 0 else list(ways.items())[::-1]
+                order = list(ways.items())[r % 3:] + list(ways.items())[:r % 3]     # rotate who goes first
                 for k, make in order:
                     seconds = dropout_seconds(make, x, g, args.p)
                     if r:                                       # the first round warms up
@@ -82,9 +91,9 @@ def main() -> None:
             for k in ways:
                 total[k] += med[k] * per_step
             print(f"| `{preset}` | {name} | {tuple(shape)} | {per_step} | {med['where']:.2f} | "
-                  f"{med['ge-out']:.2f} | {med['where'] / med['ge-out']:.2f}x |")
-        print(f"| `{preset}` | **one step's dropout** | | | {total['where']:.1f} | {total['ge-out']:.1f} | "
-              f"{total['where'] / total['ge-out']:.2f}x |")
+                  f"{med['bool-to']:.2f} | {med['ge-out']:.2f} | {med['where'] / med['ge-out']:.2f}x |")
+        print(f"| `{preset}` | **one step's dropout** | | | {total['where']:.1f} | {total['bool-to']:.1f} | "
+              f"{total['ge-out']:.1f} | {total['where'] / total['ge-out']:.2f}x |")
 
 
 if __name__ == "__main__":
