@@ -1,8 +1,8 @@
 """How long the dropout of one training step takes with three ways of building the same 16-bit mask.
 
-All three draw the same random lanes (``minibert.fast_dropout.random_lanes``) and
-give the same numbers; they differ only in how the 0 / scale multiplier is
-made from them:
+All three draw the same random lanes (``minibert.fast_dropout.random_lanes``, through ``keep_mask``
+or ``scaled_keep_mask``) and give the same numbers; they differ only in how the 0 / scale multiplier
+is made from them:
 
 - ``where``: boolean mask ``lanes >= t``, then ``torch.where(keep, scale, 0.0)``
   (``minibert.fast_dropout`` until 2026-12-06);
@@ -28,23 +28,21 @@ import time
 
 import torch
 
-from minibert.fast_dropout import LANES, drop_count, random_lanes, scaled_keep_mask
+from minibert.fast_dropout import keep_mask, scaled_keep_mask
 from minibert.model import BertConfig
 from minibert.training_utils import keep_freed_memory
 
 
 def where_multiplier(shape: torch.Size, p: float) -> torch.Tensor:
     """The previous construction: boolean mask, then ``torch.where(keep, scale, 0.0)``."""
-    d = drop_count(p)
-    keep = random_lanes(shape) >= d - LANES // 2
-    return torch.where(keep, LANES / (LANES - d), 0.0)
+    keep, scale = keep_mask(shape, p)
+    return torch.where(keep, scale, 0.0)
 
 
 def bool_to_multiplier(shape: torch.Size, p: float) -> torch.Tensor:
     """Boolean mask converted with ``.to(float32)``, then scaled in place."""
-    d = drop_count(p)
-    keep = random_lanes(shape) >= d - LANES // 2
-    return keep.to(torch.float32).mul_(LANES / (LANES - d))
+    keep, scale = keep_mask(shape, p)
+    return keep.to(torch.float32).mul_(scale)
 
 
 def dropout_seconds(make_multiplier, x: torch.Tensor, g: torch.Tensor, p: float) -> float:

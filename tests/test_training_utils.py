@@ -270,13 +270,16 @@ def test_keeping_freed_memory_stops_the_page_faults_of_buffers_freed_and_allocat
 
 
 @pytest.mark.parametrize("command", ["minibert.pretrain", "minibert.finetune", "textcnn.train", "textcnn.distill"])
-def test_every_training_command_keeps_freed_memory_unless_told_off(command, monkeypatch):
-    """--malloc-tuning is the same switch, default auto, on every training command; auto calls keep_freed_memory
-    (once), off does not call it and reports glibc's defaults."""
+def test_every_training_command_has_the_malloc_tuning_switch(command):
+    """--malloc-tuning is the same switch, default auto, on every training command."""
     import importlib
 
     action = importlib.import_module(command).build_parser()._option_string_actions["--malloc-tuning"]
     assert action.default == "auto" and tuple(action.choices) == ("auto", "off")
+
+
+def test_malloc_tuning_auto_keeps_freed_memory_off_does_not(monkeypatch):
+    """auto calls keep_freed_memory (once), off does not call it and reports glibc's defaults; with a log, one line."""
     calls = []
     monkeypatch.setattr(training_utils, "keep_freed_memory", lambda: calls.append(1) or "kept (mallopt)")
     assert training_utils.apply_malloc_tuning("off") == "default" and calls == []
