@@ -153,13 +153,19 @@ class MultiHeadAttention(nn.Module):
         return t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, d)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                return_weights: bool = False,
+                queries: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Self-attention over ``x`` (B, T, C).
 
         ``mask``: boolean, True = may attend, with 4 dims broadcastable to
         (B, H, T, T); for padding use :func:`padding_mask` (shape (B, 1, 1, T)).
-        Returns ``(output (B, T, C), weights (B, H, T, T) or None)``; the weights
-        are computed (explicit path) only when ``return_weights=True``.
+        ``queries`` (B, Q, C), optional: the vectors that ask, when only some
+        positions need an output (e.g. ``x`` at those positions); they attend
+        to the keys and values of all of ``x``, and ``mask`` must then
+        broadcast to (B, H, Q, T). Default: every position of ``x`` asks.
+        Returns ``(output (B, Q, C), weights (B, H, Q, T) or None)``, Q = T by
+        default; the weights are computed (explicit path) only when
+        ``return_weights=True``.
         """
         if x.dim() != 3 or x.shape[-1] != self.hidden_size:
             raise ValueError(f"MultiHeadAttention: x must have shape (B, T, {self.hidden_size}), "
@@ -170,22 +176,27 @@ class MultiHeadAttention(nn.Module):
                 raise ValueError(f"MultiHeadAttention: mask must have 4 dims broadcastable to (B, H, T, T), "
                                  f"got shape {tuple(mask.shape)}; for a (B, T) padding mask use "
                                  f"minibert.attention.padding_mask(attention_mask).")
-        B, T, C = x.shape
-        q = self._split_heads(self.query(x))  # (B, H, T, d)
-        k = self._split_heads(self.key(x))    # (B, H, T, d)
-        v = self._split_heads(self.value(x))  # (B, H, T, d)
+        if queries is None:
+            queries = x
+        elif queries.dim() != 3 or queries.shape[0] != x.shape[0] or queries.shape[-1] != self.hidden_size:
+            raise ValueError(f"MultiHeadAttention: queries must have shape ({x.shape[0]}, Q, {self.hidden_size}), "
+                             f"got {tuple(queries.shape)}.")
+        B, Q, C = queries.shape
+        q = self._split_heads(self.query(queries))  # (B, H, Q, d)
+        k = self._split_heads(self.key(x))          # (B, H, T, d)
+        v = self._split_heads(self.value(x))        # (B, H, T, d)
         p = self.dropout if self.training else 0.0
 
         if return_weights:
-            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)  # (B, H, T, d)
+            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)  # (B, H, Q, d)
         elif p > 0.0 and self.training_attention is not None:
-            y, weights = self.training_attention(q, k, v, mask, p), None                # (B, H, T, d)
+            y, weights = self.training_attention(q, k, v, mask, p), None                # (B, H, Q, d)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, d)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, Q, d)
             if mask is not None:
                 # Same guarantee as the explicit path on every backend: a fully masked query row is 0.
                 y = y.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
             weights = None
 
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, H*d) = (B, T, C): concatenate the heads
+        y = y.transpose(1, 2).reshape(B, Q, C)  # (B, Q, H*d) = (B, Q, C): concatenate the heads
         return self.output(y), weights

@@ -19,62 +19,89 @@ import time
 
 import torch
 
-from .model import BertConfig
+from .model import IGNORE_INDEX, BertConfig, last_layer_positions
 
 
-def forward_matmul_flops(config: BertConfig, batch_size: int, seq_len: int, num_masked: int) -> int:
+def forward_matmul_flops(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
+                         last_layer_rows: int | None = None) -> int:
     r"""Matmul FLOPs of one forward pass of :class:`~minibert.model.BertForPreTraining` with sparse MLM.
 
     With $B$ sequences of $T$ positions (padding included), $C$ hidden,
-    $I$ intermediate, $L$ layers, $V$ vocabulary and $M$ masked positions
-    (the MLM head decodes only those):
+    $I$ intermediate, $L$ layers, $V$ vocabulary, $M$ masked positions
+    (the MLM head decodes only those) and $R$ = ``last_layer_rows`` positions
+    at which the last layer runs after its keys and values ($R = BQ$ from
+    :func:`~minibert.model.last_layer_positions`; default $R = BT$, every
+    position):
 
-    $$F = L\,\bigl(\underbrace{8BTC^2}_{Q,K,V,O} + \underbrace{4BT^2C}_{QK^\top,\ AV}
+    $$F = (L-1)\,\bigl(\underbrace{8BTC^2}_{Q,K,V,O} + \underbrace{4BT^2C}_{QK^\top,\ AV}
           + \underbrace{4BTCI}_{\text{FFN}}\bigr)
+          + \underbrace{4BTC^2}_{K,V} + \underbrace{4RC^2}_{Q,O} + \underbrace{4RTC}_{QK^\top,\ AV}
+          + \underbrace{4RCI}_{\text{FFN}}
           + \underbrace{2BC^2}_{\text{pooler}} + \underbrace{4BC}_{\text{NSP}}
           + \underbrace{2MC^2 + 2MCV}_{\text{MLM transform, decoder}}.$$
 
-    The attention term does not depend on the number of heads: $H$ heads of
+    With $R = BT$ the last layer costs what every other layer does. The
+    attention term does not depend on the number of heads: $H$ heads of
     width $C/H$ do $H \cdot 2T^2(C/H) = 2T^2C$ per sequence for scores and as
     much for the weighted sum of values. Embedding look-ups are not matmuls.
     """
     B, T, M = batch_size, seq_len, num_masked
+    R = B * T if last_layer_rows is None else last_layer_rows
     C, I, L, V = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
     per_layer = 8 * B * T * C * C + 4 * B * T * T * C + 4 * B * T * C * I
-    return L * per_layer + 2 * B * C * C + 4 * B * C + 2 * M * C * C + 2 * M * C * V
+    last_layer = 4 * B * T * C * C + 4 * R * C * C + 4 * R * T * C + 4 * R * C * I
+    return (L - 1) * per_layer + last_layer + 2 * B * C * C + 4 * B * C + 2 * M * C * C + 2 * M * C * V
 
 
-def training_step_flops(config: BertConfig, batch_size: int, seq_len: int, num_masked: int) -> int:
+def training_step_flops(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
+                        last_layer_rows: int | None = None) -> int:
     r"""Matmul FLOPs of one training step: $3F$ (forward, then backward for inputs and weights)."""
-    return 3 * forward_matmul_flops(config, batch_size, seq_len, num_masked)
+    return 3 * forward_matmul_flops(config, batch_size, seq_len, num_masked, last_layer_rows)
 
 
-def model_matmul_shapes(config: BertConfig, batch_size: int, seq_len: int, num_masked: int) -> list[tuple]:
+def last_layer_rows(mlm_labels: torch.Tensor) -> int:
+    """$R = BQ$: the positions at which the last layer runs for this batch (sparse MLM, ``mlm_labels`` (B, T))."""
+    positions, _ = last_layer_positions(mlm_labels != IGNORE_INDEX)
+    return positions.numel()
+
+
+#: Which entries of :func:`model_matmul_shapes` are attention products (listed per sequence and head).
+ATTENTION_ROWS = (2, 3)
+
+
+def model_matmul_shapes(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
+                        last_layer_rows: int | None = None) -> list[tuple]:
     """The (m, k, n) of every distinct matmul in one forward pass, with how many times it runs.
 
     Returns ``[(m, k, n, count), ...]``; ``sum(2*m*k*n*count)`` equals
     :func:`forward_matmul_flops`. Attention products are batched over
-    sequences and heads, so they are listed per (sequence, head).
+    sequences and heads, so they are listed per (sequence, head); the last
+    layer's, with $Q = R/B$ queries per sequence, per (sequence, head) too.
     """
     B, T, M = batch_size, seq_len, num_masked
+    R = B * T if last_layer_rows is None else last_layer_rows
     C, I, L, V = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
     H = config.num_attention_heads
     D = C // H
     return [
-        (B * T, C, C, 4 * L),          # query, key, value, output projections
-        (T, D, T, 2 * B * H * L),      # scores Q K^T and weighted values A V (same FLOPs)
-        (B * T, C, I, L),              # FFN in
-        (B * T, I, C, L),              # FFN out
-        (B, C, C, 1),                  # pooler
-        (B, C, 2, 1),                  # NSP
-        (M, C, C, 1),                  # MLM transform
-        (M, C, V, 1),                  # MLM decoder (masked positions only)
+        (B * T, C, C, 4 * (L - 1) + 2),    # query, key, value, output projections (last layer: key, value)
+        (R, C, C, 2),                      # last layer: query and output projections
+        (T, D, T, 2 * B * H * (L - 1)),    # scores Q K^T and weighted values A V (same FLOPs)
+        (R // B, D, T, 2 * B * H),         # the same in the last layer, R/B queries per sequence
+        (B * T, C, I, L - 1),              # FFN in
+        (B * T, I, C, L - 1),              # FFN out
+        (R, C, I, 1),                      # last layer's FFN in
+        (R, I, C, 1),                      # last layer's FFN out
+        (B, C, C, 1),                      # pooler
+        (B, C, 2, 1),                      # NSP
+        (M, C, C, 1),                      # MLM transform
+        (M, C, V, 1),                      # MLM decoder (masked positions only)
     ]
 
 
 def measure_matmul_peak(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
                         repeats: int = 5, dtype: torch.dtype = torch.float32,
-                        device: torch.device | str = "cpu") -> float:
+                        device: torch.device | str = "cpu", last_layer_rows: int | None = None) -> float:
     """FLOP/s of this model's own matmuls run alone, back to back: the machine's limit for this model.
 
     Runs the matmuls of :func:`model_matmul_shapes` (attention as one
@@ -90,16 +117,17 @@ def measure_matmul_peak(config: BertConfig, batch_size: int, seq_len: int, num_m
             torch.cuda.synchronize(device)
 
     B, H = batch_size, config.num_attention_heads
+    shapes = model_matmul_shapes(config, batch_size, seq_len, num_masked, last_layer_rows)
     work = []
-    for m, k, n, count in model_matmul_shapes(config, batch_size, seq_len, num_masked):
-        if m == seq_len and n == seq_len:   # attention: batched over B*H, `count // (B*H)` times
+    for i, (m, k, n, count) in enumerate(shapes):
+        if i in ATTENTION_ROWS:   # attention: batched over B*H, `count // (B*H)` times
             a = torch.randn(B * H, m, k, dtype=dtype, device=device)
             b = torch.randn(B * H, k, n, dtype=dtype, device=device)
             work.append((torch.bmm, a, b, count // (B * H)))
         else:
             a, b = torch.randn(m, k, dtype=dtype, device=device), torch.randn(k, n, dtype=dtype, device=device)
             work.append((torch.mm, a, b, count))
-    flops = 2 * sum(m * k * n * c for m, k, n, c in model_matmul_shapes(config, batch_size, seq_len, num_masked))
+    flops = 2 * sum(m * k * n * c for m, k, n, c in shapes)
     for fn, a, b, _ in work:                      # warm-up
         fn(a, b)
     sync()

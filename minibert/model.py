@@ -299,18 +299,42 @@ class BertLayer(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.act = ACTIVATIONS[config.hidden_act]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, output_attentions: bool = False,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` (B, T, C), ``mask`` bool broadcastable to (B, H, T, T) (True = may attend).
 
-        Returns ``(y, weights)``: ``y`` (B, T, C) and the attention weights
-        (B, H, T, T) when ``output_attentions`` else ``None``.
+        ``positions`` (B, Q) long, optional: compute the output only at these
+        positions of each sequence (their queries still attend to every
+        position); ``y`` is then the full output gathered there. Everything
+        after the keys and values is per position, so the rest is skipped.
+        Returns ``(y, weights)``: ``y`` (B, T, C), or (B, Q, C) with
+        ``positions``, and the attention weights (B, H, T or Q, T) when
+        ``output_attentions`` else ``None``.
         """
-        a, weights = self.attention(x, mask=mask, return_weights=output_attentions)   # (B, T, C)
-        h = self.attention_norm(x + self.dropout(a))                                 # (B, T, C)
-        f = self.output(self.act(self.intermediate(h)))                              # (B, T, I) -> (B, T, C)
-        y = self.output_norm(h + self.dropout(f))                                    # (B, T, C)
+        xq = x if positions is None else x.gather(1, positions[..., None].expand(-1, -1, x.shape[-1]))  # (B, Q, C)
+        a, weights = self.attention(x, mask=mask, return_weights=output_attentions, queries=xq)  # (B, Q, C)
+        h = self.attention_norm(xq + self.dropout(a))                                # (B, Q, C); Q = T by default
+        f = self.output(self.act(self.intermediate(h)))                              # (B, Q, I) -> (B, Q, C)
+        y = self.output_norm(h + self.dropout(f))                                    # (B, Q, C)
         return y, weights
+
+
+def last_layer_positions(wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the last layer must run when only the ``wanted`` (B, T) positions' outputs are used.
+
+    Returns ``(positions, picked)``, both (B, Q): ``positions[b]`` holds
+    position 0 ([CLS], which the pooler reads) in slot 0, then the wanted
+    positions of sequence b in increasing order, then filler positions up
+    to Q = the largest count in the batch (computed, never used);
+    ``picked`` is True at the slots of wanted positions, so that
+    ``y[picked]`` lists the wanted outputs in row-major order, as
+    ``full_y[wanted]`` does.
+    """
+    needed = wanted.clone()
+    needed[:, 0] = True                                                  # the pooler reads [CLS]
+    order = torch.argsort((~needed).to(torch.uint8), dim=1, stable=True)  # needed positions first, in order
+    positions = order[:, :int(needed.sum(dim=1).max())]                 # (B, Q)
+    return positions, wanted.gather(1, positions)
 
 
 class BertModel(nn.Module):
@@ -329,7 +353,8 @@ class BertModel(nn.Module):
         self.apply(lambda m: init_bert_weights(m, config.initializer_range))
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> dict:
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False,
+                wanted: torch.Tensor | None = None) -> dict:
         """Encode a batch.
 
         ``input_ids`` (B, T) long; ``token_type_ids`` (B, T) segment ids (default 0);
@@ -337,21 +362,34 @@ class BertModel(nn.Module):
         Returns a dict with ``last_hidden_state`` (B, T, C), ``pooler_output``
         (B, C) and, when ``output_attentions``, ``attentions``: one (B, H, T, T)
         tensor per layer.
+
+        ``wanted`` (B, T) bool, optional: the positions whose final hidden
+        state will be used (in pretraining, the masked-LM positions). The
+        last layer then runs only there and at [CLS] (for the pooler): see
+        :func:`last_layer_positions`. ``last_hidden_state`` is then (N, C),
+        equal to the full one indexed by ``wanted`` (row-major order), and
+        the last layer's attention weights, if asked for, are (B, H, Q, T).
         """
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (B, T); got {tuple(input_ids.shape)}.")
-        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
+        if wanted is not None and wanted.dtype != torch.bool:
+            raise TypeError(f"wanted must be a boolean (B, T) tensor (True = position used), got {wanted.dtype}.")
+        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask),
+                        ("wanted", wanted)):
             if t is not None and t.shape != input_ids.shape:
                 raise ValueError(f"{name} has shape {tuple(t.shape)} but input_ids has "
                                  f"{tuple(input_ids.shape)}; they must match.")
         mask = padding_mask(attention_mask) if attention_mask is not None else None   # (B, 1, 1, T)
         x = self.embeddings(input_ids, token_type_ids)                                 # (B, T, C)
+        positions, picked = last_layer_positions(wanted) if wanted is not None else (None, None)   # (B, Q)
         attentions = []
-        for layer in self.layers:
-            x, weights = layer(x, mask=mask, output_attentions=output_attentions)
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            x, weights = layer(x, mask=mask, output_attentions=output_attentions,
+                               positions=positions if last else None)     # the last layer: (B, Q, C)
             attentions.append(weights)
-        pooled = torch.tanh(self.pooler(x[:, 0]))                                      # (B, C)
-        out = {"last_hidden_state": x, "pooler_output": pooled}
+        pooled = torch.tanh(self.pooler(x[:, 0]))                  # (B, C); [CLS] is position 0 or slot 0
+        out = {"last_hidden_state": x if wanted is None else x[picked], "pooler_output": pooled}
         if output_attentions:
             out["attentions"] = tuple(attentions)
         return out
@@ -390,7 +428,11 @@ class BertForPreTraining(nn.Module):
     MLM loss: mean cross-entropy over the positions whose label is not -100,
     $\mathcal L_{mlm} = -\frac1N \sum_{(b,t):\, y_{bt} \ne -100} \log \mathrm{softmax}(z_{bt})_{y_{bt}}$.
     Sparse prediction: because only those $N$ positions enter the loss, the
-    decoder (the largest matrix product for a small model) runs only on them.
+    decoder (the largest matrix product for a small model) runs only on them,
+    and so does the last encoder layer after its keys and values
+    (``sparse_last_layer``, default True; see :class:`BertModel`'s ``wanted``).
+    Nothing else depends on the other positions' final states, so the loss
+    and every gradient are the same as when all positions are computed.
     """
 
     def __init__(self, config: BertConfig):
@@ -403,6 +445,7 @@ class BertForPreTraining(nn.Module):
         init_bert_weights(self.mlm.norm, config.initializer_range)
         nn.init.zeros_(self.mlm.decoder.bias)
         init_bert_weights(self.nsp, config.initializer_range)
+        self.sparse_last_layer = True   # False: with sparse MLM, the last layer still runs at every position
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, mlm_labels: torch.Tensor | None = None,
@@ -427,12 +470,13 @@ class BertForPreTraining(nn.Module):
         if nsp_labels is not None and nsp_labels.shape != input_ids.shape[:1]:
             raise ValueError(f"nsp_labels must have shape ({input_ids.shape[0]},), "
                              f"got {tuple(nsp_labels.shape)}.")
-        out = self.bert(input_ids, token_type_ids, attention_mask)
-        h = out["last_hidden_state"]                                        # (B, T, C)
         sparse = mlm_labels is not None and sparse_mlm is not False
+        selected = mlm_labels != IGNORE_INDEX if sparse else None           # (B, T) bool
+        out = self.bert(input_ids, token_type_ids, attention_mask,
+                        wanted=selected if self.sparse_last_layer else None)
+        h = out["last_hidden_state"]                                        # (B, T, C), or (N, C) when wanted
         if sparse:
-            selected = mlm_labels != IGNORE_INDEX                           # (B, T) bool
-            mlm_logits = self.mlm(h[selected])                              # (N, V), row-major order
+            mlm_logits = self.mlm(h if self.sparse_last_layer else h[selected])   # (N, V), row-major order
             targets = mlm_labels[selected]                                  # (N,)
         else:
             mlm_logits = self.mlm(h)                                        # (B, T, V)

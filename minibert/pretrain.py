@@ -68,7 +68,7 @@ from minibert.attention_init import ATTENTION_INITS, mimetic_attention_init_
 from minibert.cli import (ArgumentParser, CLIError, given_options, non_negative_float, non_negative_int,
                           positive_float, positive_int, probability, run_command)
 from minibert.fast_dropout import use_fast_dropout
-from minibert.flops import measure_matmul_peak, mfu, training_step_flops
+from minibert.flops import last_layer_rows, measure_matmul_peak, mfu, training_step_flops
 from minibert.model import IGNORE_INDEX, PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import (
     PAIR_OBJECTIVES,
@@ -725,9 +725,10 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     peak_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     # its random matrices must not consume the training RNG: a resumed run restores that state just above
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        peak = measure_matmul_peak(config, args.batch_size, args.seq_len,
-                                   max(1, round(args.mlm_probability * args.batch_size * args.seq_len)),
-                                   repeats=2, dtype=peak_dtype, device=device)
+        expected_masked = round(args.mlm_probability * args.seq_len)   # per sequence; the last layer runs there
+        peak = measure_matmul_peak(config, args.batch_size, args.seq_len, max(1, args.batch_size * expected_masked),
+                                   repeats=2, dtype=peak_dtype, device=device,
+                                   last_layer_rows=args.batch_size * min(1 + expected_masked, args.seq_len))
     say(f"matmul peak on this model's shapes: {peak / 1e9:,.0f} GFLOP/s per process "
         f"(MFU = the step's matmul FLOP/s / this)")
 
@@ -787,7 +788,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
                 scaler.scale(loss * ctx.world_size).backward()   # DDP averages: x P gives the global sum
             step_loss += loss.item()
             window_flops += training_step_flops(config, batch["input_ids"].shape[0], batch["input_ids"].shape[1],
-                                                int(sums["mlm_count"]))
+                                                int(sums["mlm_count"]), last_layer_rows(batch["mlm_labels"]))
             window.add({**sums, "tokens": batch["attention_mask"].sum()})
 
         finite = torch.tensor([0.0 if math.isfinite(step_loss) else 1.0], device=device)

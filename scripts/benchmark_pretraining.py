@@ -12,7 +12,9 @@ per-pair speed-up, transformers' step time / ours.
 What differs is only how each library computes the step:
 
 - ours decodes the vocabulary only at the masked positions (sparse MLM: 15%
-  of the real tokens instead of every position), uses the fused
+  of the real tokens instead of every position), runs its last layer after
+  the keys and values only where the heads read it (the masked positions
+  and [CLS]; ``--full-last-layer`` turns that off), uses the fused
   (single-kernel) AdamW and, as ``minibert pretrain`` does on the CPU, draws
   its dropout masks from 16 random bits per element
   (:mod:`minibert.fast_dropout`; ``--torch-dropout`` turns that off);
@@ -24,7 +26,8 @@ Both use PyTorch's ``scaled_dot_product_attention`` (transformers' default
 
 Model FLOPs utilisation (MFU): the matmul FLOPs one step needs
 (``minibert.flops.training_step_flops``: 3x the forward matmuls, MLM decoded
-at the masked positions only, so both models are charged the same work)
+at the masked positions only and our last layer at the positions it runs
+at, so both models are charged the same work, the work our step does)
 divided by the step time, over the FLOP/s of the model's own matmul shapes
 run alone, back to back, measured in the same process just before and after
 the timed steps (the higher of the two is the peak).
@@ -53,7 +56,7 @@ import torch
 
 from minibert import hf
 from minibert.fast_dropout import use_fast_dropout
-from minibert.flops import measure_matmul_peak, mfu, training_step_flops
+from minibert.flops import last_layer_rows, measure_matmul_peak, mfu, training_step_flops
 from minibert.model import BertConfig, BertForPreTraining
 from minibert.training_utils import MALLOC_SAYS, keep_freed_memory
 
@@ -85,6 +88,7 @@ def build(preset: str, dropout: float, seed: int = 0, fast_dropout: bool | None 
     config = BertConfig.from_preset(preset, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     ours = BertForPreTraining(config)
+    ours.sparse_last_layer = SPARSE_LAST_LAYER
     theirs = hf.to_transformers(ours, attn_implementation="sdpa")
     if FAST_DROPOUT if fast_dropout is None else fast_dropout:
         use_fast_dropout(ours)
@@ -92,6 +96,7 @@ def build(preset: str, dropout: float, seed: int = 0, fast_dropout: bool | None 
 
 
 SPARSE_MLM = None   # None: decode only masked positions (our default); False: decode all (ablation)
+SPARSE_LAST_LAYER = True   # False: our last layer runs at every position (ablation)
 
 
 def our_step(model, optimizer, b) -> torch.Tensor:
@@ -139,6 +144,11 @@ def _masked(b) -> int:
     return int((b["mlm_labels"] != -100).sum())
 
 
+def _last_rows(b) -> int | None:
+    """Positions at which our last layer runs for this batch (None: all of them)."""
+    return last_layer_rows(b["mlm_labels"]) if SPARSE_LAST_LAYER and SPARSE_MLM is None else None
+
+
 def timed_step(step, model, optimizer, b, faults: list | None = None) -> float:
     """Seconds of one training step; appends the minor page faults it caused to ``faults`` (Linux, macOS)."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt if faults is not None else 0
@@ -161,7 +171,8 @@ def bench(preset: str, args) -> dict:
     for _ in range(args.warmup):
         our_step(ours, opt_ours, batches[0])
         their_step(theirs, opt_theirs, batches[0])
-    peak_before = measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0]))
+    peak_before = measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0]),
+                                      last_layer_rows=_last_rows(batches[0]))
     times = {"ours": [], "transformers": []}
     faults = {"ours": [], "transformers": []}   # page faults: the allocator's cost shows here as a count
     ratios = []
@@ -174,12 +185,13 @@ def bench(preset: str, args) -> dict:
             for name, seconds in pair.items():
                 times[name].append(seconds)
             ratios.append(pair["transformers"] / pair["ours"])
-    peak = max(peak_before, measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0])))
+    peak = max(peak_before, measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0]),
+                                                last_layer_rows=_last_rows(batches[0])))
     tokens = args.batch_size * args.seq_len
     med = {k: tokens / statistics.median(v) for k, v in times.items()}
     masked = sum(_masked(b) for b in batches) / (tokens * len(batches))
-    step_flops = statistics.mean(training_step_flops(config, args.batch_size, args.seq_len, _masked(b))
-                                 for b in batches)
+    step_flops = statistics.mean(training_step_flops(config, args.batch_size, args.seq_len, _masked(b),
+                                                     _last_rows(b)) for b in batches)
     utilisation = {k: mfu(step_flops, statistics.median(v), peak) for k, v in times.items()}
     return dict(preset=preset, loss_diff=diff, ours=med["ours"], transformers=med["transformers"],
                 flops_per_token=step_flops / tokens, peak_gflops=peak / 1e9,
@@ -325,6 +337,9 @@ def main(argv=None) -> int:
                         help="also measure each model's peak memory growth during training steps (Linux)")
     parser.add_argument("--dense-mlm", action="store_true",
                         help="ablation: our model decodes every position, like transformers")
+    parser.add_argument("--full-last-layer", action="store_true",
+                        help="ablation: our last layer runs at every position, like transformers, instead of only "
+                             "where the heads read it (the masked positions and [CLS])")
     parser.add_argument("--default-adamw", action="store_true",
                         help="ablation: our model uses the default (non-fused) AdamW, like transformers")
     parser.add_argument("--compile", action="store_true",
@@ -340,8 +355,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     tuned = keep_freed_memory() if args.malloc_tuning else None
-    global SPARSE_MLM, FUSED_ADAMW, FAST_DROPOUT
+    global SPARSE_MLM, SPARSE_LAST_LAYER, FUSED_ADAMW, FAST_DROPOUT
     SPARSE_MLM = False if args.dense_mlm else None
+    SPARSE_LAST_LAYER = not args.full_last_layer
     FUSED_ADAMW = not args.default_adamw
     FAST_DROPOUT = not args.torch_dropout
 
@@ -351,6 +367,7 @@ def main(argv=None) -> int:
     print(f"# torch {torch.__version__}, {args.threads} threads, batch {args.batch_size} x {args.seq_len}, "
           f"mask {args.mask_prob}, dropout {args.dropout}, {args.steps} steps x {args.repeats} alternating repeats"
           f"{', ours with dense MLM' if args.dense_mlm else ''}"
+          f"{', ours with the full last layer' if args.full_last_layer else ''}"
           f"{', ours with default AdamW' if args.default_adamw else ''}"
           f"{', ours with PyTorch dropout' if args.torch_dropout else ''}")
     # The allocator changes both models' speeds (freed large blocks returned to the OS are page-faulted back

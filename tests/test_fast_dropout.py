@@ -150,23 +150,27 @@ def _reference_attention(q, k, v, mask, keep, scale):
     return (weights * keep * scale) @ v
 
 
+@pytest.mark.parametrize("queries", [7, 4], ids=["every-position", "fewer-queries"])
 @pytest.mark.parametrize("fully_masked_row", [False, True])
-def test_training_attention_is_the_formula_with_the_fast_mask(fully_masked_row):
-    """attention_with_fast_dropout = the explicit formula with keep_mask's mask, output and gradients (<= 1e-6)."""
+def test_training_attention_is_the_formula_with_the_fast_mask(fully_masked_row, queries):
+    """attention_with_fast_dropout = the explicit formula with keep_mask's mask, output and gradients (<= 1e-6),
+    also with fewer queries than keys (the trimmed last layer of pretraining)."""
     torch.manual_seed(6)
-    q, k, v = (torch.randn(3, 2, 7, 8, requires_grad=True) for _ in range(3))
+    q = torch.randn(3, 2, queries, 8, requires_grad=True)
+    k, v = (torch.randn(3, 2, 7, 8, requires_grad=True) for _ in range(2))
     attention_mask = torch.ones(3, 7, dtype=torch.long)
     attention_mask[0, 5:] = 0
     mask = padding_mask(attention_mask)                                       # (3, 1, 1, 7)
     if fully_masked_row:
-        mask = mask.expand(3, 1, 7, 7).clone()
+        mask = mask.expand(3, 1, queries, 7).clone()
         mask[1, 0, 2] = False                                                 # query 2 of sequence 1 sees nothing
     torch.manual_seed(11)
     y = attention_with_fast_dropout(q, k, v, mask, 0.3)
     torch.manual_seed(11)
-    keep, scale = keep_mask(torch.Size([3, 2, 7, 7]), 0.3)
+    keep, scale = keep_mask(torch.Size([3, 2, queries, 7]), 0.3)
     q2, k2, v2 = (t.detach().clone().requires_grad_() for t in (q, k, v))
     expected = _reference_attention(q2, k2, v2, mask, keep, scale)
+    assert y.shape == (3, 2, queries, 8)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
     if fully_masked_row:

@@ -6,40 +6,62 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from minibert.flops import forward_matmul_flops, model_matmul_shapes, mfu, training_step_flops
+from minibert.flops import (ATTENTION_ROWS, forward_matmul_flops, last_layer_rows, model_matmul_shapes, mfu,
+                            training_step_flops)
 from minibert.model import BertConfig, BertForPreTraining
 
 
 def _batch(vocab: int, B: int, T: int, masked_per_row: int, seed: int = 0) -> dict:
+    """Row b has ``masked_per_row - b % 2`` masked positions (so the last layer's rows are padded)."""
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (B, T), generator=g)
     labels = torch.full_like(ids, -100)
-    labels[:, 1:1 + masked_per_row] = ids[:, 1:1 + masked_per_row]
+    for b in range(B):
+        n = masked_per_row - b % 2
+        labels[b, 1:1 + n] = ids[b, 1:1 + n]
     return dict(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=torch.ones_like(ids),
                 mlm_labels=labels, nsp_labels=torch.randint(0, 2, (B,), generator=g))
 
 
+@pytest.mark.parametrize("sparse_last_layer", [True, False])
 @pytest.mark.parametrize("preset,B,T,masked", [("tiny", 4, 32, 5), ("mini", 2, 48, 7)])
-def test_step_flops_formula_equals_counted_matmuls(preset, B, T, masked):
-    """3 x the forward formula = the FLOPs torch's flop counter sees in one forward + backward (train mode)."""
+def test_step_flops_formula_equals_counted_matmuls(preset, B, T, masked, sparse_last_layer):
+    """3 x the forward formula = the FLOPs torch's flop counter sees in one forward + backward (train mode),
+    with the last layer at the positions the heads read (R = B x Q rows) and at every position (R = B x T)."""
     config = BertConfig.from_preset(preset, vocab_size=1000)
     torch.manual_seed(0)
     model = BertForPreTraining(config).train()     # train mode: attention runs as counted bmm's
+    model.sparse_last_layer = sparse_last_layer
     b = _batch(config.vocab_size, B, T, masked)
-    M = B * masked
+    M = int((b["mlm_labels"] != -100).sum())
+    rows = last_layer_rows(b["mlm_labels"]) if sparse_last_layer else None
+    if sparse_last_layer:
+        assert rows == B * (1 + masked)             # [CLS] + the most masked positions of any row
     with FlopCounterMode(display=False) as counter:
         model(b["input_ids"], b["token_type_ids"], b["attention_mask"], mlm_labels=b["mlm_labels"],
               nsp_labels=b["nsp_labels"])["loss"].backward()
     counted = counter.get_total_flops()
-    formula = training_step_flops(config, B, T, M)
+    formula = training_step_flops(config, B, T, M, rows)
     assert counted == formula, f"{preset}: flop counter {counted:,} vs formula {formula:,}"
 
 
-def test_matmul_shapes_add_up_to_the_forward_formula():
-    """The shape list the peak measurement runs is the same arithmetic as the formula."""
+@pytest.mark.parametrize("rows", [None, 32 * 23])
+def test_matmul_shapes_add_up_to_the_forward_formula(rows):
+    """The shape list the peak measurement runs is the same arithmetic as the formula, with or without the
+    last layer trimmed to ``rows`` positions."""
     config = BertConfig.from_preset("tiny")
-    shapes = model_matmul_shapes(config, 32, 128, 600)
-    assert 2 * sum(m * k * n * c for m, k, n, c in shapes) == forward_matmul_flops(config, 32, 128, 600)
+    shapes = model_matmul_shapes(config, 32, 128, 600, rows)
+    assert 2 * sum(m * k * n * c for m, k, n, c in shapes) == forward_matmul_flops(config, 32, 128, 600, rows)
+    assert all(shapes[i][2] == 128 and shapes[i][1] == config.head_dim for i in ATTENTION_ROWS)
+
+
+def test_trimmed_last_layer_formula_is_the_full_one_at_every_position():
+    """R = B x T (every position) gives the untrimmed count; each row fewer saves the same FLOPs."""
+    config = BertConfig.from_preset("mini")
+    full = forward_matmul_flops(config, 8, 64, 50)
+    assert forward_matmul_flops(config, 8, 64, 50, 8 * 64) == full
+    C, I, T = config.hidden_size, config.intermediate_size, 64
+    assert full - forward_matmul_flops(config, 8, 64, 50, 8 * 64 - 1) == 4 * C * C + 4 * T * C + 4 * C * I
 
 
 def test_mfu_is_achieved_over_peak():

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from helpers import max_abs_diff, require_reference
 from minibert.model import (PRESETS, BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel,
-                            count_parameters, mean_pooling)
+                            count_parameters, last_layer_positions, mean_pooling)
 
 TOL = 1e-5        # float32 outputs vs the reference (absolute)
 GRAD_TOL = 1e-4   # float32 gradients vs the reference (relative to the largest entry)
@@ -376,6 +376,72 @@ def test_sparse_mlm_gives_the_dense_loss_and_the_dense_logits_at_masked_position
     print(f"\nsparse vs dense MLM: |d loss| = {d_loss:.2e}, max|d logits| = {d_rows:.2e} ({n} positions)")
     assert d_loss <= 1e-6, f"|sparse - dense MLM loss| = {d_loss:.3e}"
     assert d_rows <= 1e-5, f"max |sparse rows - dense logits at labelled positions| = {d_rows:.3e}"
+
+
+def test_last_layer_positions_put_cls_first_then_the_wanted_positions_in_order():
+    """Slot 0 is position 0; then each row's wanted positions ascending; Q = the largest count; filler not picked."""
+    wanted = torch.zeros(3, 8, dtype=torch.bool)
+    wanted[0, [2, 5, 6]] = True
+    wanted[1, [0, 3]] = True                       # [CLS] itself wanted: listed once, in slot 0
+    positions, picked = last_layer_positions(wanted)    # row 2 wants nothing
+    assert positions.shape == picked.shape == (3, 4)
+    assert positions[:, 0].tolist() == [0, 0, 0]
+    assert positions[0].tolist() == [0, 2, 5, 6] and positions[1, :2].tolist() == [0, 3]
+    assert picked.tolist() == [[False, True, True, True], [True, True, False, False], [False] * 4]
+    assert torch.equal(positions[picked], wanted.nonzero()[:, 1])      # row-major order, as full[wanted]
+
+
+def test_last_layer_run_only_where_wanted_gives_the_full_outputs_there():
+    """BertModel(wanted=...): last_hidden_state = the full one at the wanted positions (row-major), same pooler,
+    and the last layer's attention weights = the full ones at those queries; with padding, <= 1e-6."""
+    config = small_config()
+    torch.manual_seed(0)
+    model = randomize_(BertModel(config)).eval()
+    ids, tt, am = batch(config)
+    wanted = mlm_labels_for(ids, am) != -100
+    wanted[2] = False                                  # a row with nothing wanted: only its [CLS] runs
+    wanted[1, 0] = True                                # [CLS] wanted too
+    with torch.no_grad():
+        full = model(ids, tt, am, output_attentions=True)
+        part = model(ids, tt, am, output_attentions=True, wanted=wanted)
+    positions, _ = last_layer_positions(wanted)
+    assert part["last_hidden_state"].shape == (int(wanted.sum()), config.hidden_size)
+    d_h = max_abs_diff(part["last_hidden_state"], full["last_hidden_state"][wanted])
+    d_p = max_abs_diff(part["pooler_output"], full["pooler_output"])
+    index = positions[:, None, :, None].expand(-1, config.num_attention_heads, -1, ids.shape[1])
+    d_w = max_abs_diff(part["attentions"][-1], full["attentions"][-1].gather(2, index))
+    d_first = max_abs_diff(part["attentions"][0], full["attentions"][0])
+    print(f"\nlast layer at {int(wanted.sum())} wanted positions: max|d h| = {d_h:.2e}, max|d pooler| = {d_p:.2e}, "
+          f"max|d weights| = {d_w:.2e}")
+    assert max(d_h, d_p, d_w, d_first) <= 1e-6, (d_h, d_p, d_w, d_first)
+    with pytest.raises(TypeError, match="wanted must be a boolean"):
+        model(ids, tt, am, wanted=wanted.long())
+
+
+def test_sparse_last_layer_gives_the_same_loss_and_every_gradient():
+    """Pretraining with the last layer only at the masked positions and [CLS] = at every position: the loss and the
+    gradient of every parameter agree to float32 round-off (1e-6 absolute)."""
+    config = small_config()
+    torch.manual_seed(0)
+    model = randomize_(BertForPreTraining(config)).eval()
+    ids, tt, am = batch(config)
+    labels = mlm_labels_for(ids, am)
+    nsp = torch.tensor([0, 1, 1])
+    results = {}
+    for trimmed in (True, False):
+        model.sparse_last_layer = trimmed
+        model.zero_grad(set_to_none=True)
+        out = model(ids, tt, am, mlm_labels=labels, nsp_labels=nsp)
+        out["loss"].backward()
+        results[trimmed] = (out, {n: p.grad.clone() for n, p in model.named_parameters()})
+    (a, grads_a), (b, grads_b) = results[True], results[False]
+    d_loss = abs(a["loss"].item() - b["loss"].item())
+    d_logits = max(max_abs_diff(a["mlm_logits"], b["mlm_logits"]), max_abs_diff(a["nsp_logits"], b["nsp_logits"]))
+    d_grad = max(max_abs_diff(grads_a[n], grads_b[n]) for n in grads_a)
+    print(f"\nsparse vs full last layer: |d loss| = {d_loss:.2e}, max|d logits| = {d_logits:.2e}, "
+          f"max|d grad| = {d_grad:.2e}")
+    assert d_loss <= 1e-6 and d_logits <= 1e-6 and d_grad <= 1e-6, (d_loss, d_logits, d_grad)
+    assert grads_a[f"bert.layers.{config.num_hidden_layers - 1}.intermediate.weight"].abs().max() > 0
 
 
 def test_mlm_loss_is_the_mean_cross_entropy_over_labelled_positions_only():

@@ -192,3 +192,25 @@ def test_a_two_dimensional_padding_mask_is_rejected_with_a_hint():
         mha(x, mask=attention_mask.bool())
     out, _ = mha(x, mask=padding_mask(attention_mask))
     assert out.shape == x.shape
+
+
+@pytest.mark.parametrize("return_weights", [False, True], ids=["fast", "explicit"])
+def test_queries_at_some_positions_give_the_full_output_there(return_weights):
+    """``queries=x[:, idx]``: every output row (and weight row) = the self-attention's at idx, both paths, <= 1e-6."""
+    from minibert.attention import MultiHeadAttention
+    x, attention_mask = _batch()
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4).eval()
+    idx = torch.tensor([[0, 3, 4], [0, 1, 1], [0, 6, 2]])                       # (B, Q); repeats and padding allowed
+    xq = x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
+    with torch.no_grad():
+        full, full_w = mha(x, mask=_mask4d(attention_mask), return_weights=return_weights)
+        part, part_w = mha(x, mask=_mask4d(attention_mask), return_weights=return_weights, queries=xq)
+    assert part.shape == (3, 3, 32)
+    diff = max_abs_diff(part, full.gather(1, idx[..., None].expand(-1, -1, 32)))
+    assert diff <= 1e-6, f"max |output at queries - full output there| = {diff:.3e}"
+    if return_weights:
+        expected_w = full_w.gather(2, idx[:, None, :, None].expand(-1, 4, -1, 7))
+        assert max_abs_diff(part_w, expected_w) <= 1e-6
+    with pytest.raises(ValueError, match="queries must have shape"):
+        mha(x, queries=xq[:, :, :16])
