@@ -390,7 +390,7 @@ def main(argv=None) -> int:
         line = (f"{preset:6s} ours {r['ours']:7.0f} tok/s   transformers {r['transformers']:7.0f} tok/s   "
                 f"speed-up {r['ratio']:.2f}x (quartiles {q1:.2f}-{q3:.2f}, {r['pairs']} step pairs)   "
                 f"|d loss| {r['loss_diff']:.1e}   masked {100 * r['masked_fraction']:.1f}% of positions\n"
-                f"       {r['flops_per_token'] / 1e6:.1f} MFLOP/token per step, matmul peak {r['peak_gflops']:.0f} "
+                f"       {r['flops_per_token'] / 1e6:.2f} MFLOP/token per step, matmul peak {r['peak_gflops']:.0f} "
                 f"GFLOP/s on the model's shapes, MFU ours {r['mfu_ours']:.2f}, "
                 f"transformers {r['mfu_transformers']:.2f}\n"
                 f"       minor page faults per step (median): ours {r['faults_ours']:,.0f}, "
