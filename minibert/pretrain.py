@@ -122,10 +122,10 @@ RUN_KEYS = ("preset", "set", "vocab_size", "train", "valid", "data_dir", "tokeni
             "max_steps", "batch_size", "grad_accum", "seq_len", "lr", "warmup_steps",
             "weight_decay", "clip_grad", "mlm_probability", "whole_word_mask", "seed",
             "eval_batches", "pair_objective", "static_pairs", "head_lr_scale",
-            "pair_loss_weight", "mlm_loss_weight", "fast_dropout", "attention_init")
+            "pair_loss_weight", "mlm_loss_weight", "fast_dropout", "attention_init", "last_layer")
 #: What a checkpoint written before a RUN_KEY existed ran with.
 RUN_KEY_DEFAULTS = {"pair_objective": "nsp", "static_pairs": True, "head_lr_scale": 1.0, "pair_loss_weight": 1.0,
-                    "mlm_loss_weight": 1.0, "fast_dropout": "off", "attention_init": "bert"}
+                    "mlm_loss_weight": 1.0, "fast_dropout": "off", "attention_init": "bert", "last_layer": "all"}
 #: The peak learning rate of a preset when ``--lr`` is not given. Larger models need smaller steps: the
 #: ``mini`` preset at tiny's 2e-3 never leaves the stage of predicting piece frequencies (tutorial 07's
 #: ablation, row ``mini``), at 5e-4 it trains; the larger presets take BERT's own 1e-4.
@@ -231,6 +231,10 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="draw dropout masks from 16 random bits per element (minibert.fast_dropout) instead of "
                         "PyTorch's bernoulli; auto = on for the CPU without --compile, where it makes a step "
                         "faster, off elsewhere (a GPU's dropout is already one fused kernel)")
+    g.add_argument("--last-layer", default="read", choices=("read", "all"),
+                   help="where the last encoder layer runs after its keys and values: read = only at the positions "
+                        "the heads read ([CLS] and the masked ones; same loss and gradients, less work; default), "
+                        "all = at every position (runs begun before 2026-12-06, which --resume continues so)")
     add_malloc_tuning_argument(g)
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder (default: runs/<preset>)")
@@ -684,6 +688,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
                                                  and not args.compile)
     if fast_dropout:
         use_fast_dropout(raw_model)                    # same parameters; only the dropout masks are drawn faster
+    raw_model.sparse_last_layer = args.last_layer == "read"   # same loss and gradients either way
     n_params = sum(p.numel() for p in raw_model.parameters())
     # the fused (one-kernel) AdamW exists for CUDA and the CPU; the benchmark gives it to our model on both
     optimizer = torch.optim.AdamW(_scaled_head_groups(raw_model, args.weight_decay, args.head_lr_scale), lr=args.lr,
@@ -719,7 +724,8 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         f"{config.num_attention_heads} heads, vocab {config.vocab_size}), {n_params:,} parameters; "
         f"device {device}, precision {precision}, {ctx.world_size} process(es), "
         f"global batch {global_batch} x {args.seq_len} tokens; dropout masks "
-        f"{'16-bit (--fast-dropout)' if fast_dropout else 'from PyTorch'}; "
+        f"{'16-bit (--fast-dropout)' if fast_dropout else 'from PyTorch'}; last layer at "
+        f"{'the positions the heads read' if raw_model.sparse_last_layer else 'every position'} (--last-layer); "
         f"{MALLOC_SAYS[malloc]} (--malloc-tuning)")
     # the matmul limit of this machine on this model's shapes: MFU = achieved matmul FLOP/s / this
     peak_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
@@ -728,7 +734,8 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         expected_masked = round(args.mlm_probability * args.seq_len)   # per sequence; the last layer runs there
         peak = measure_matmul_peak(config, args.batch_size, args.seq_len, max(1, args.batch_size * expected_masked),
                                    repeats=2, dtype=peak_dtype, device=device,
-                                   last_layer_rows=args.batch_size * min(1 + expected_masked, args.seq_len))
+                                   last_layer_rows=args.batch_size * min(1 + expected_masked, args.seq_len)
+                                   if raw_model.sparse_last_layer else None)
     say(f"matmul peak on this model's shapes: {peak / 1e9:,.0f} GFLOP/s per process "
         f"(MFU = the step's matmul FLOP/s / this)")
 
@@ -788,7 +795,9 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
                 scaler.scale(loss * ctx.world_size).backward()   # DDP averages: x P gives the global sum
             step_loss += loss.item()
             window_flops += training_step_flops(config, batch["input_ids"].shape[0], batch["input_ids"].shape[1],
-                                                int(sums["mlm_count"]), last_layer_rows(batch["mlm_labels"]))
+                                                int(sums["mlm_count"]),
+                                                last_layer_rows(batch["mlm_labels"]) if raw_model.sparse_last_layer
+                                                else None)
             window.add({**sums, "tokens": batch["attention_mask"].sum()})
 
         finite = torch.tensor([0.0 if math.isfinite(step_loss) else 1.0], device=device)

@@ -611,13 +611,15 @@ def test_mlm_loss_weight_zero_trains_nsp_alone_and_fast_dropout_is_recorded(corp
     """--mlm-loss-weight 0: the MLM decoder bias (no weight decay, only MLM gradient) never moves; NSP still trains.
 
     Also: on the CPU ``--fast-dropout auto`` switches minibert.fast_dropout on, ``off`` leaves PyTorch's
-    dropout, and results.json says which.
+    dropout, and results.json says which; ``--last-layer all`` runs the last layer at every position, which
+    the FLOPs behind its MFU count (more matmul FLOPs per step than the default's, on the same batches).
     """
     from minibert.hf import load_checkpoint
 
     train, valid = corpus
     runs = {}
-    for name, extra in (("nsp_only", ["--mlm-loss-weight", "0"]), ("torch_dropout", ["--fast-dropout", "off"])):
+    for name, extra in (("nsp_only", ["--mlm-loss-weight", "0"]), ("torch_dropout", ["--fast-dropout", "off"]),
+                        ("full_layer", ["--fast-dropout", "off", "--last-layer", "all"])):
         out = tmp_path / name
         assert main([*TINY, "--train", str(train), "--valid", str(valid), "--out", str(out), "--max-steps", "3",
                      "--eval-batches", "1", *extra]) == 0
@@ -627,12 +629,28 @@ def test_mlm_loss_weight_zero_trains_nsp_alone_and_fast_dropout_is_recorded(corp
         assert r["loss"] == pytest.approx(r["nsp_loss"], rel=1e-9), r
     assert results["fast_dropout"] is True and results["args"]["fast_dropout"] == "auto"
     assert runs["torch_dropout"][1]["fast_dropout"] is False
+    assert results["args"]["last_layer"] == "read" and runs["full_layer"][1]["args"]["last_layer"] == "all"
+    flops = {name: runs[name][1]["achieved_matmul_gflops"] * runs[name][1]["train_seconds"]
+             for name in ("torch_dropout", "full_layer")}          # same seed and batches, only the last layer differs
+    assert flops["full_layer"] > 1.05 * flops["torch_dropout"], flops
     model = load_checkpoint(out / "checkpoint.pt")
     bias = model.mlm.decoder.bias.detach()
     assert torch.equal(bias, torch.zeros_like(bias)), "the MLM head moved without an MLM loss"
     torch.manual_seed(7)                                  # the run's --seed: its initial weights
     initial = type(model)(model.config)
     assert not torch.equal(initial.nsp.weight, model.nsp.weight), "the NSP head did not train"
+
+
+def test_a_checkpoint_from_before_last_layer_existed_resumes_with_the_full_last_layer(finished_run, tmp_path):
+    """A run begun before ``--last-layer`` existed ran its last layer at every position; --resume keeps that."""
+    from minibert.pretrain import CHECKPOINT, run_settings
+    checkpoint = torch.load(finished_run / CHECKPOINT, map_location="cpu", weights_only=True)
+    assert checkpoint["args"]["last_layer"] == "read"
+    del checkpoint["args"]["last_layer"]
+    (tmp_path / "old").mkdir()
+    torch.save(checkpoint, tmp_path / "old" / CHECKPOINT)
+    assert run_settings(tmp_path / "old").last_layer == "all"
+    assert run_settings(finished_run).last_layer == "read"
 
 
 def test_nsp_diagnostics_rebuilds_the_batches_the_run_trained_on(corpus, tmp_path, monkeypatch):
