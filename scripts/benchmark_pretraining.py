@@ -304,6 +304,7 @@ def memory_child(preset: str, which: str, args) -> None:
 def measure_memory(preset: str, which: str, args) -> float:
     cmd = [sys.executable, __file__, "--preset", preset, "--_memory-child", which,
            *(["--dense-mlm"] if args.dense_mlm else []), *(["--default-adamw"] if args.default_adamw else []),
+           *(["--full-last-layer"] if args.full_last_layer else []),
            *(["--torch-dropout"] if args.torch_dropout else []), *(["--malloc-tuning"] if args.malloc_tuning else []),
            "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
            "--mask-prob", str(args.mask_prob), "--dropout", str(args.dropout), "--threads", str(args.threads)]

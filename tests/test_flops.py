@@ -89,3 +89,25 @@ def test_benchmark_script_names_its_allocator_and_compares_both_models(monkeypat
             assert "tiny   ours" in out and "transformers" in out and "MFU ours" in out
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_memory_child_process_gets_every_ablation_flag(monkeypatch):
+    """--memory measures in a fresh process: it must run the same model as the timed one, ablations included."""
+    import argparse
+    from types import SimpleNamespace
+
+    from helpers import load_script
+    bench = load_script("benchmark_pretraining")
+    commands = []
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        return SimpleNamespace(stdout="12.5\n")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    ablations = ("dense_mlm", "default_adamw", "full_last_layer", "torch_dropout", "malloc_tuning")
+    args = argparse.Namespace(**{a: True for a in ablations}, batch_size=2, seq_len=16, mask_prob=0.15,
+                              dropout=0.1, threads=1)
+    assert bench.measure_memory("tiny", "ours", args) == 12.5
+    for a in ablations:
+        assert "--" + a.replace("_", "-") in commands[0], f"--memory's child process is not given --{a}"
