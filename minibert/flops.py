@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from .model import IGNORE_INDEX, BertConfig, last_layer_positions
+from .model import IGNORE_INDEX, BertConfig, last_layer_width
 
 
 def forward_matmul_flops(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
@@ -61,8 +61,7 @@ def training_step_flops(config: BertConfig, batch_size: int, seq_len: int, num_m
 
 def last_layer_rows(mlm_labels: torch.Tensor) -> int:
     """$R = BQ$: the positions at which the last layer runs for this batch (sparse MLM, ``mlm_labels`` (B, T))."""
-    positions, _ = last_layer_positions(mlm_labels != IGNORE_INDEX)
-    return positions.numel()
+    return mlm_labels.shape[0] * last_layer_width(mlm_labels != IGNORE_INDEX)
 
 
 #: Which entries of :func:`model_matmul_shapes` are attention products (listed per sequence and head).

@@ -333,8 +333,13 @@ def last_layer_positions(wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     needed = wanted.clone()
     needed[:, 0] = True                                                  # the pooler reads [CLS]
     order = torch.argsort((~needed).to(torch.uint8), dim=1, stable=True)  # needed positions first, in order
-    positions = order[:, :int(needed.sum(dim=1).max())]                 # (B, Q)
+    positions = order[:, :last_layer_width(wanted)]                      # (B, Q)
     return positions, wanted.gather(1, positions)
+
+
+def last_layer_width(wanted: torch.Tensor) -> int:
+    """Q of :func:`last_layer_positions`: the most positions any sequence needs, [CLS] included."""
+    return int((wanted.sum(dim=1) + ~wanted[:, 0]).max())
 
 
 class BertModel(nn.Module):
