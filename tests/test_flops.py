@@ -111,3 +111,52 @@ def test_the_memory_child_process_gets_every_ablation_flag(monkeypatch):
     assert bench.measure_memory("tiny", "ours", args) == 12.5
     for a in ablations:
         assert "--" + a.replace("_", "-") in commands[0], f"--memory's child process is not given --{a}"
+
+
+def test_layer_time_budget_lists_exactly_the_matmuls_each_part_runs():
+    """scripts/layer_time_budget.py times each part against "the same matmuls alone": they must be the same.
+
+    For every part, the FLOPs of the products it lists (forward, input and
+    weight gradients, attention's six batched products) must equal what
+    ``torch.utils.flop_counter`` counts while the part really runs forward
+    and backward; and a layer's list must be 3x the forward formula's layer term.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from helpers import load_script
+    budget = load_script("layer_time_budget")
+    config = BertConfig.from_preset("tiny", vocab_size=300)
+    B, T = 4, 16
+    rows = budget.budget(config, batch_size=B, seq_len=T, repeats=1)
+    assert [r["part"].split(" (")[0] for r in rows] == [
+        "attention", "feed-forward", "residual + dropout + LayerNorm", "whole encoder layer", "MLM head + loss",
+        "AdamW"]
+    for row in rows:
+        assert row["ms"] > 0
+        if row["flops"] is None:
+            continue
+        counter = FlopCounterMode(display=False)
+        with counter:
+            row["run"]()
+        assert counter.get_total_flops() == row["flops"], row["part"]
+        assert row["share"] == pytest.approx(row["matmul_ms"] / row["ms"])
+    C, I = config.hidden_size, config.intermediate_size
+    layer = next(r for r in rows if r["part"] == "whole encoder layer")
+    assert layer["flops"] == 3 * (8 * B * T * C * C + 4 * B * T * T * C + 4 * B * T * C * I)
+    assert layer["flops"] == rows[0]["flops"] + rows[1]["flops"] > 0
+
+
+def test_layer_time_budget_prints_a_table_per_preset(monkeypatch, capsys):
+    """The script's command line: one table per preset, with the matmul share of every part that has matmuls."""
+    from helpers import load_script
+    budget = load_script("layer_time_budget")
+    monkeypatch.setattr(budget, "keep_freed_memory", lambda: None)     # leave this process's allocator alone
+    threads = torch.get_num_threads()
+    try:
+        assert budget.main(["--preset", "tiny", "--batch-size", "2", "--seq-len", "8", "--repeats", "1",
+                            "--threads", str(threads)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "tiny: part" in out and "matmul share" in out
+    assert "whole encoder layer" in out and "AdamW" in out
