@@ -2,7 +2,7 @@
 
 For each part of our training step -- one encoder layer's attention, its
 feed-forward network, its two residual + dropout + LayerNorm blocks, the
-whole layer, the MLM head with its loss, and the AdamW step -- the script
+whole layer, the MLM head with its loss (and the loss alone), and the AdamW step -- the script
 times forward + backward of that part alone (median of ``--repeats``), and
 then, alternating with it, the *same matmuls alone*: every matrix product the part does in its
 forward and backward pass (for each ``nn.Linear`` the forward product, the
@@ -17,9 +17,10 @@ A part with share 0.9 spends 10% of its time outside its matrix products
 MFU of that part against the speed its own matmuls reach, so it bounds what
 the whole step can reach: a step cannot be more matmul-bound than its
 layers. Why not ``torch.profiler``: on some machines (a virtual AMD EPYC in
-tutorial 07) its per-operator times for the large elementwise kernels came
-out ten times what a timer around the same call measures, while the step's
-total did not change; a timer around a part, run alone, has no such bias.
+tutorial 07) its table charged the large elementwise kernels several times
+what a timer around the same work measures (the MLM log-softmax: 33 ms a
+call, against the few ms of the loss row here) and summed to more self time
+than the steps took; a timer around a part, run alone, has no such bias.
 
 The model is ours with the dropout that ``minibert pretrain`` uses on the
 CPU (:mod:`minibert.fast_dropout`; ``--torch-dropout`` for PyTorch's), in
@@ -174,6 +175,11 @@ def budget(preset: str | BertConfig, batch_size: int = 32, seq_len: int = 128, r
         logits = model.mlm(hidden)                              # (M, V)
         torch.nn.functional.cross_entropy(logits, b["labels"]).backward()
 
+    logits = torch.randn(M, config.vocab_size, requires_grad=True)
+
+    def mlm_loss_alone() -> None:
+        torch.nn.functional.cross_entropy(logits, b["labels"]).backward()
+
     attention = [p for _ in range(4) for p in linear_matmuls(N, C, C)] + attention_matmuls(B * H, T, T, C // H)
     ffn_products = linear_matmuls(N, C, I) + linear_matmuls(N, I, C)
     parts = [
@@ -184,6 +190,7 @@ def budget(preset: str | BertConfig, batch_size: int = 32, seq_len: int = 128, r
         ("whole encoder layer", forward_backward(lambda: layer(x, b["mask"])[0]), attention + ffn_products),
         (f"MLM head + loss ({M} masked positions, V = {config.vocab_size})", mlm_head_and_loss,
          linear_matmuls(M, C, C) + linear_matmuls(M, C, config.vocab_size)),
+        ("  of which the loss (log-softmax + NLL)", mlm_loss_alone, []),
     ]
     rows = []
     for name, run, products in parts:
