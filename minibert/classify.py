@@ -127,8 +127,15 @@ class Classifier:
     max_seq_len: int
 
 
-def load_classifier(path, device="cpu") -> Classifier:
-    """Load a ``minibert finetune`` run folder (or its ``export/``) as a :class:`Classifier` (eval mode)."""
+def load_classifier(path, device="cpu", last_layer: str = "all") -> Classifier:
+    """Load a ``minibert finetune`` run folder (or its ``export/``) as a :class:`Classifier` (eval mode).
+
+    ``last_layer="read"`` runs the last encoder layer only at [CLS] after its
+    keys and values (``BertForSequenceClassification.sparse_last_layer``):
+    the same logits up to float round-off, faster; not for mean pooling.
+    """
+    if last_layer not in ("all", "read"):
+        raise ValueError(f"last_layer must be 'all' or 'read', got {last_layer!r}.")
     folder = model_folder(path)
     info_file = folder / CLASSIFIER_FILE
     if not info_file.is_file():
@@ -141,6 +148,11 @@ def load_classifier(path, device="cpu") -> Classifier:
         tokenizer = load_tokenizer(folder)
     except (FileNotFoundError, ValueError) as exc:
         raise ClassifierError(f"cannot load the classifier in {folder}: {exc}") from None
+    if last_layer == "read":
+        if model.pooling == "mean":
+            raise ClassifierError(f"{folder} classifies the mean over every position (pooling mean), so its last "
+                                  f"layer must run everywhere; use --last-layer all")
+        model.sparse_last_layer = True
     return Classifier(model.to(device).eval(), tokenizer, LabelMap(info["labels"]), int(info["max_seq_len"]))
 
 
@@ -164,7 +176,7 @@ def _classify(args) -> int:
                                   f"give a UTF-8 file with one sentence per line") from None
     if not sentences:
         raise ClassifierError("give sentences as arguments or with --input FILE")
-    classifier = load_classifier(args.model, device=args.device)
+    classifier = load_classifier(args.model, device=args.device, last_layer=args.last_layer)
     probs = predict_logits(classifier, sentences, args.batch_size).softmax(-1)
     for sentence, row in zip(sentences, probs):
         k = int(row.argmax())
@@ -180,6 +192,9 @@ def build_parser(prog: str = "minibert classify") -> argparse.ArgumentParser:
     p.add_argument("--input", help="file with one sentence per line (UTF-8); blank lines are skipped")
     p.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to run the model")
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per forward pass")
+    p.add_argument("--last-layer", choices=("all", "read"), default="all",
+                   help="read: run the last encoder layer only at [CLS], the one position a pooler or cls "
+                        "classifier reads (same probabilities up to float round-off, faster); all: everywhere")
     p.add_argument("sentences", nargs="*", help="sentences to classify")
     return p
 

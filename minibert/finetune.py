@@ -64,6 +64,8 @@ MODES = ("full", "probe", "scratch")
 DEFAULT_LR = {"full": 5e-5, "probe": 1e-2, "scratch": 5e-4}
 #: Default epochs per mode: a probe is cheap (cached features), fine-tuning converges in a few epochs.
 DEFAULT_EPOCHS = {"full": 3, "probe": 30, "scratch": 10}
+#: ``--last-layer``: the last layer at ``all`` positions, or only where the classifier ``read``s ([CLS]).
+LAST_LAYER_CHOICES = ("all", "read")
 
 
 class FinetuneError(CLIError):
@@ -181,6 +183,7 @@ def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.mode]
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.mode]
     model, tokenizer, init_folder = load_initial_model(args.init, len(labels), args.pooling, args.mode)
+    model.sparse_last_layer = args.last_layer == "read"
     model.to(device)
     pad = tokenizer.pad_id
     texts = {"train": split.train_texts, "dev": split.dev_texts, "test": split.test_texts}
@@ -278,7 +281,8 @@ def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
         best.test = metrics_of("test", split.test_labels)
         plot_confusion_matrix(best.test["confusion_matrix"], labels.names, out / "confusion_matrix.png",
                               title=f"test, epoch {best.epoch} (accuracy {best.test['accuracy']:.3f})")
-    results = {**best.results(), "mode": args.mode, "pooling": args.pooling, "init": str(init_folder),
+    results = {**best.results(), "mode": args.mode, "pooling": args.pooling, "last_layer": args.last_layer,
+               "init": str(init_folder),
                "num_trainable_parameters": n_trainable, "lr": lr, "epochs": epochs, "precision": precision,
                "tokens_per_second": tokens / train_time if tokens else None,
                "feature_seconds": cache.seconds if args.mode == "probe" else None,
@@ -312,6 +316,10 @@ def run(args, log=print, cache: FeatureCache | None = None) -> dict:
     ``cache``: a :class:`FeatureCache` to share the probe's sentence vectors with other runs of the same process.
     """
     check_data_arguments(args)
+    if args.last_layer == "read" and (args.pooling == "mean" or args.mode == "probe"):
+        why = ("--pooling mean reads every position" if args.pooling == "mean" else
+               "--mode probe computes every pooling from one full pass, once per sentence")
+        raise FinetuneError(f"--last-layer read runs the last layer only at [CLS], but {why}; use --last-layer all")
     prepare_run_folder(args.out, args.resume, args.overwrite, create=False)   # refuse before any work
     try:
         model_folder(args.init)   # a wrong --init fails before the data are read
@@ -351,6 +359,10 @@ def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:
                         "a linear classifier only; scratch: same architecture and tokenizer, random weights")
     g.add_argument("--pooling", choices=POOLINGS, default="pooler",
                    help="sentence vector: pooler = tanh(W h_CLS + b); cls = h_CLS; mean = mean over real tokens")
+    g.add_argument("--last-layer", choices=LAST_LAYER_CHOICES, default="all",
+                   help="all: the last encoder layer runs at every position; read: after the keys and values, only "
+                        "at [CLS], the one position the pooler and cls poolings read (same logits up to float "
+                        "round-off, faster; in training other dropout draws). Not with --pooling mean or --mode probe")
     g.add_argument("--max-seq-len", type=_seq_len, default=128, help="ids per sentence, [CLS] and [SEP] included (>= 3)")
     add_data_arguments(p)
     g = p.add_argument_group("optimisation")

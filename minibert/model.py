@@ -552,7 +552,18 @@ class BertForSequenceClassification(nn.Module):
     ``hidden_dropout_prob``. ``pooling`` chooses $p$ (see :func:`sentence_features`):
     ``"pooler"`` (default; the only one ``transformers``' class of the same name has),
     ``"cls"`` or ``"mean"``.
+
+    ``sparse_last_layer`` (off by default): with ``"pooler"`` or ``"cls"``
+    pooling only [CLS]'s final vector is read, so the last layer can run at
+    [CLS] alone after computing every position's keys and values (as in
+    pretraining, :func:`last_layer_positions`). Same logits up to float
+    round-off and the same gradients; in training the last layer's dropout
+    draws differ from the full layer's. ``"mean"`` reads every position and
+    always runs the full layer.
     """
+
+    #: Run the last layer only at [CLS] when the pooling reads nothing else (see the class docstring).
+    sparse_last_layer = False
 
     def __init__(self, config: BertConfig, num_labels: int, hidden_layer_size: int | None = None,
                  classifier_dropout: float | None = None, pooling: str = "pooler"):
@@ -595,8 +606,16 @@ class BertForSequenceClassification(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
         """``logits`` (B, K) and, with ``labels`` (B,) in [0, K), the cross-entropy ``loss``."""
-        out = self.bert(input_ids, token_type_ids, attention_mask)
-        return self.classify_features(sentence_features(out, attention_mask, self.pooling), labels)
+        if self.sparse_last_layer and self.pooling != "mean":
+            cls = torch.zeros_like(input_ids, dtype=torch.bool)
+            cls[:, 0] = True                                             # the only position read
+            out = self.bert(input_ids, token_type_ids, attention_mask, wanted=cls)
+            # last_hidden_state is then (B, C): the [CLS] rows, h_[CLS] itself
+            features = out["pooler_output"] if self.pooling == "pooler" else out["last_hidden_state"]
+        else:
+            out = self.bert(input_ids, token_type_ids, attention_mask)
+            features = sentence_features(out, attention_mask, self.pooling)
+        return self.classify_features(features, labels)
 
 
 # --------------------------------------------------------------------------- parameter count

@@ -256,6 +256,37 @@ def test_finetune_learns_the_tiny_task_and_writes_the_run_folder(tiny):
     assert (out / "confusion_matrix.png").stat().st_size > 0
 
 
+def test_finetune_with_the_last_layer_at_cls_only_learns_and_says_so(tiny, monkeypatch):
+    """--last-layer read (pooler pooling): every encoder call of the run trims its last layer, the run learns the
+    toy task and records the setting, and the export classifies as the trained model does with the full last
+    layer (same logits up to round-off)."""
+    from minibert.model import BertModel as Encoder
+    trimmed_calls = []
+    encoder_forward = Encoder.forward
+
+    def spy(self, *args, wanted=None, **kwargs):
+        trimmed_calls.append(wanted is not None)
+        return encoder_forward(self, *args, wanted=wanted, **kwargs)
+
+    monkeypatch.setattr(Encoder, "forward", spy)
+    out = tiny["root"] / "read"
+    results = _finetune(tiny, out, "--epochs", "6", "--lr", "2e-3", "--last-layer", "read")
+    assert trimmed_calls and all(trimmed_calls)
+    monkeypatch.undo()
+    assert results["last_layer"] == "read"
+    assert results["test_accuracy"] >= 0.8, results["test_accuracy"]
+    texts = ["good film", "the plot was awful and dull", "very lovely acting"]
+    full = classify.predict_logits(classify.load_classifier(out), texts)
+    trimmed = classify.load_classifier(out, last_layer="read")
+    assert trimmed.model.sparse_last_layer
+    assert max_abs_diff(classify.predict_logits(trimmed, texts), full) <= 1e-5
+    mean_run = tiny["root"] / "learn"          # the --pooling mean run above
+    if not (mean_run / "results.json").exists():
+        _finetune(tiny, mean_run, "--epochs", "1", "--pooling", "mean")
+    with pytest.raises(classify.ClassifierError, match="pooling mean"):
+        classify.load_classifier(mean_run, last_layer="read")
+
+
 def test_cross_validation_reports_means_and_stds(tiny):
     """--cv 2: one folder per fold and cv_* means and standard deviations over the folds."""
     out = tiny["root"] / "cv"
@@ -275,6 +306,7 @@ def test_classify_prints_label_probability_sentence(tiny, tmp_path, capsys):
     out = tiny["root"] / "full"
     if not (out / "results.json").exists():
         _finetune(tiny, out, "--epochs", "1")
+    capsys.readouterr()                                       # only classify's lines below
     (tmp_path / "in.txt").write_text("awful plot\n\nlovely film\n", encoding="utf-8")
     assert classify.main(["--model", str(out), "good film", "--input", str(tmp_path / "in.txt")]) == 0
     lines = capsys.readouterr().out.strip().split("\n")
@@ -282,6 +314,9 @@ def test_classify_prints_label_probability_sentence(tiny, tmp_path, capsys):
     for line in lines:
         label, prob, _ = line.split("\t")
         assert label in ("0", "1") and 0.5 <= float(prob) <= 1.0
+    assert classify.main(["--model", str(out), "good film", "--input", str(tmp_path / "in.txt"),
+                          "--last-layer", "read"]) == 0
+    assert capsys.readouterr().out.strip().split("\n") == lines      # the same labels and probabilities
 
 
 def _exit_code(main, argv) -> int:
@@ -297,6 +332,8 @@ def _exit_code(main, argv) -> int:
     (["--max-seq-len", "2"], "max-seq-len"),
     (["--cv", "3", "--dev", "{dev}"], "--cv"),
     (["--warmup", "1.5"], "--warmup"),
+    (["--last-layer", "read", "--pooling", "mean"], "--pooling mean reads every position"),
+    (["--last-layer", "read", "--mode", "probe"], "--mode probe"),
 ])
 def test_bad_input_is_one_error_line_and_exit_2(argv, message, tiny, capsys):
     """Wrong --init, impossible lengths, --cv with --dev, bad warm-up: 'prog: error: ...', exit 2, no traceback."""

@@ -444,6 +444,50 @@ def test_sparse_last_layer_gives_the_same_loss_and_every_gradient():
     assert grads_a[f"bert.layers.{config.num_hidden_layers - 1}.intermediate.weight"].abs().max() > 0
 
 
+@pytest.mark.parametrize("pooling", ["pooler", "cls"])
+def test_classifier_with_the_last_layer_at_cls_only_gives_the_same_logits_loss_and_gradients(pooling):
+    """A classifier that reads only [CLS] may run its last layer there alone: logits, loss and the gradient of
+    every parameter equal the full layer's to float32 round-off (1e-6 absolute), padding included, with fewer
+    matmul FLOPs (the switch really takes the other path)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    config = small_config()
+    torch.manual_seed(0)
+    model = randomize_(BertForSequenceClassification(config, 3, pooling=pooling)).eval()
+    ids, tt, am = batch(config)
+    labels = torch.tensor([0, 2, 1])
+    results = {}
+    for trimmed in (True, False):
+        model.sparse_last_layer = trimmed
+        model.zero_grad(set_to_none=True)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            out = model(ids, tt, am, labels=labels)
+        out["loss"].backward()
+        results[trimmed] = (out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+                            counter.get_total_flops())
+    (a, grads_a, flops_a), (b, grads_b, flops_b) = results[True], results[False]
+    assert grads_a.keys() == grads_b.keys()
+    d_logits = max_abs_diff(a["logits"], b["logits"])
+    d_grad = max(max_abs_diff(grads_a[n], grads_b[n]) for n in grads_a)
+    print(f"\n{pooling}: [CLS]-only vs full last layer: max|d logits| = {d_logits:.2e}, max|d grad| = {d_grad:.2e}, "
+          f"forward FLOPs {flops_a:,} vs {flops_b:,}")
+    assert d_logits <= 1e-6 and abs(a["loss"].item() - b["loss"].item()) <= 1e-6 and d_grad <= 1e-6
+    assert grads_a[f"bert.layers.{config.num_hidden_layers - 1}.intermediate.weight"].abs().max() > 0
+    assert flops_a < flops_b
+
+
+def test_classifier_with_mean_pooling_keeps_the_full_last_layer():
+    """Mean pooling reads every position: the switch must not change its logits at all."""
+    config = small_config()
+    torch.manual_seed(0)
+    model = randomize_(BertForSequenceClassification(config, 3, pooling="mean")).eval()
+    ids, tt, am = batch(config)
+    with torch.no_grad():
+        full = model(ids, tt, am)["logits"]
+        model.sparse_last_layer = True
+        assert torch.equal(model(ids, tt, am)["logits"], full)
+
+
 def test_mlm_loss_is_the_mean_cross_entropy_over_labelled_positions_only():
     """MLM loss = mean over positions with label != -100 of -log softmax(z)[label] (no padding)."""
     config = small_config()
