@@ -349,8 +349,8 @@ def test_distill_end_to_end_reports_student_teacher_sizes_and_speeds(toy, tmp_pa
     seen = {}
     load, cache = distill.load_teacher, distill.cached_teacher_logits
 
-    def spy_load(path, labels):
-        classifier, columns = load(path, labels)
+    def spy_load(path, labels, *rest):
+        classifier, columns = load(path, labels, *rest)
         seen["classifier"] = classifier
         seen["state"] = {k: v.clone() for k, v in classifier.model.state_dict().items()}
         return classifier, columns
@@ -392,6 +392,29 @@ def test_distill_end_to_end_reports_student_teacher_sizes_and_speeds(toy, tmp_pa
     assert (out / "model.pt").is_file() and (out / "confusion_matrix.png").is_file()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["split"] == "dev"] == [1, 2, 3]
+
+
+def test_a_teacher_with_its_last_layer_at_cls_only_gives_the_same_logits(toy, tmp_path, monkeypatch):
+    """--teacher-last-layer read: the teacher really runs the trimmed layer, and the transfer set's cached logits
+    equal the full teacher's to float32 round-off (1e-5)."""
+    import textcnn.distill as distill
+    from minibert.classify import load_classifier, predict_logits
+
+    seen = {}
+    load = distill.load_teacher
+
+    def spy_load(*args):
+        classifier, columns = load(*args)
+        seen["trimmed"] = classifier.model.sparse_last_layer
+        return classifier, columns
+
+    monkeypatch.setattr(distill, "load_teacher", spy_load)
+    out = tmp_path / "read"
+    assert _distill(toy, out, "--epochs", "1", "--teacher-last-layer", "read") == 0
+    assert seen["trimmed"] is True
+    cached = torch.load(out / "transfer_set.pt", weights_only=True)
+    full = predict_logits(load_classifier(toy["teacher"]), cached["teacher_texts"])
+    assert max_abs_diff(full, cached["teacher_logits"]) <= 1e-5
 
 
 def test_labels_never_reach_the_students_inputs(toy, tmp_path):

@@ -357,3 +357,26 @@ def test_a_finished_run_is_not_overwritten(tiny, capsys):
     assert finetune.main(argv) == 2
     assert "already holds files" in capsys.readouterr().err
     assert finetune.main(argv + ["--overwrite", "--log-every", "0"]) == 0
+
+
+def test_classifier_speed_script_times_both_ways_and_checks_they_agree(capsys):
+    """scripts/classifier_speed.py: both ways timed, ratios reported, and the trimmed logits equal the full ones."""
+    from helpers import load_script
+    speed = load_script("classifier_speed")
+    r = speed.compare("tiny", batch_size=2, seq_len=12, min_len=4, repeats=1, steps=2)
+    assert r["max_abs_diff"] <= 1e-5
+    for name in ("train", "infer"):
+        assert r[name]["full"] > 0 and r[name]["trimmed"] > 0
+        q1, q2, q3 = r[name]["ratio"]
+        assert 0 < q1 <= q2 <= q3
+    threads = torch.get_num_threads()
+    try:
+        speed.keep_freed_memory = lambda: None              # leave this process's allocator alone
+        assert speed.main(["--preset", "tiny", "--batch-size", "2", "--seq-len", "12", "--min-len", "4",
+                           "--repeats", "1", "--steps", "2", "--threads", str(threads)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "tiny   fine-tuning step" in out and "tiny   inference" in out and "max abs diff" in out
+    with pytest.raises(SystemExit):
+        speed.main(["--min-len", "100"])

@@ -66,16 +66,17 @@ TRANSFER_FILE = "transfer_set.pt"  # the transfer set and the teacher's logits o
 # the teacher
 
 
-def load_teacher(path, labels: LabelMap):
+def load_teacher(path, labels: LabelMap, last_layer: str = "all"):
     """The fine-tuned BERT of a ``minibert finetune`` run, in eval mode, with classes in ``labels``' order.
 
-    Returns ``(classifier, column_order)``: column ``j`` of the student's
+    ``last_layer="read"``: its last encoder layer runs only at [CLS] (see
+    :func:`minibert.classify.load_classifier`). Returns ``(classifier, column_order)``: column ``j`` of the student's
     classes is column ``column_order[j]`` of the teacher's logits.
     """
     from minibert.classify import load_classifier
 
     try:
-        classifier = load_classifier(path, device="cpu")
+        classifier = load_classifier(path, device="cpu", last_layer=last_layer)
     except (ClassifierError, FileNotFoundError) as exc:
         raise CLIError(f"--teacher {path}: {exc}") from None
     classifier.model.eval()
@@ -239,7 +240,7 @@ def run(args, log=print) -> dict:
     vectors = vectors_for(args, vocab, log)  # the student's initial embeddings (None in rand mode)
 
     # ---- the teacher, once, over the transfer set
-    classifier, columns = load_teacher(args.teacher, labels)
+    classifier, columns = load_teacher(args.teacher, labels, args.teacher_last_layer)
     mask_token = classifier.tokenizer.convert_ids_to_tokens([classifier.tokenizer.mask_id])[0]
     transfer = build_transfer_set(train_tokens, split.train_texts, split.train_labels, args, mask_token)
     sources = sum(len(t) >= args.augment_min_words for t in train_tokens)
@@ -329,6 +330,9 @@ def build_parser(prog: str = "textcnn distill") -> ArgumentParser:
                    help="augmentation: swap a word for one drawn from the training unigrams")
     g.add_argument("--p-ngram", type=dropout_probability, default=0.25, help="augmentation: keep only an n-gram")
     g.add_argument("--teacher-batch-size", type=positive_int, default=64, help="sentences per teacher forward pass")
+    g.add_argument("--teacher-last-layer", choices=("all", "read"), default="all",
+                   help="read: the teacher's last encoder layer runs only at [CLS], the one position a pooler or "
+                        "cls classifier reads (same logits up to float round-off, faster); all: everywhere")
     g.add_argument("--reuse-teacher-logits", metavar="RUN",
                    help="an earlier distill run with the same teacher and transfer set: take its cached logits")
     g.add_argument("--throughput-sentences", type=non_negative_int, default=256,
