@@ -2,25 +2,27 @@
 
 For each part of our training step -- one encoder layer's attention, its
 feed-forward network, its two residual + dropout + LayerNorm blocks, the
-whole layer, the MLM head with its loss (and the loss alone), and the AdamW step -- the script
-times forward + backward of that part alone (median of ``--repeats``), and
-then, alternating with it, the *same matmuls alone*: every matrix product the part does in its
-forward and backward pass (for each ``nn.Linear`` the forward product, the
-input gradient and the weight gradient; for attention the four batched
-products of scores and weighted values and their gradients), with the same
-shapes and operand layouts, back to back.
+whole layer, the MLM head with its loss (and the loss alone), and the AdamW
+step -- the script times forward + backward of that part alone (median of
+``--repeats``) and, alternating with it, the *same matmuls alone*: every
+matrix product the part does in its forward and backward pass (for each
+``nn.Linear`` the forward product, the input gradient and the weight
+gradient; for attention the two batched products of scores and weighted
+values and the four of their gradients), with the same shapes and operand
+layouts, back to back.
 
     matmul share = (time of the part's matmuls alone) / (time of the part).
 
 A part with share 0.9 spends 10% of its time outside its matrix products
 (softmax, GELU, LayerNorm, dropout, copies, bias sums, autograd). This is the
-MFU of that part against the speed its own matmuls reach, so it bounds what
-the whole step can reach: a step cannot be more matmul-bound than its
-layers. Why not ``torch.profiler``: on some machines (a virtual AMD EPYC in
+MFU of that part against the speed its own matmuls reach. It bounds what
+the whole step can reach: the step is made of its layers, the MLM head and
+parts without matmuls, so it is no more matmul-bound than the more
+matmul-bound of its layers and its head. Why not ``torch.profiler``: on some machines (a virtual AMD EPYC in
 tutorial 07) its table charged the large elementwise kernels several times
 what a timer around the same work measures (the MLM log-softmax: 33 ms a
 call, against the few ms of the loss row here) and summed to more self time
-than the steps took; a timer around a part, run alone, has no such bias.
+than the steps took; a timer around a part, run alone, avoids both.
 
 The model is ours with the dropout that ``minibert pretrain`` uses on the
 CPU (:mod:`minibert.fast_dropout`; ``--torch-dropout`` for PyTorch's), in
