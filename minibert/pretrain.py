@@ -729,15 +729,22 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         f"{MALLOC_SAYS[malloc]} (--malloc-tuning)")
     # the matmul limit of this machine on this model's shapes: MFU = achieved matmul FLOP/s / this
     peak_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    # its random matrices must not consume the training RNG: a resumed run restores that state just above
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        expected_masked = round(args.mlm_probability * args.seq_len)   # per sequence; the last layer runs there
-        peak = measure_matmul_peak(config, args.batch_size, args.seq_len, max(1, args.batch_size * expected_masked),
-                                   repeats=2, dtype=peak_dtype, device=device,
-                                   last_layer_rows=args.batch_size * min(1 + expected_masked, args.seq_len)
-                                   if raw_model.sparse_last_layer else None)
-    say(f"matmul peak on this model's shapes: {peak / 1e9:,.0f} GFLOP/s per process "
-        f"(MFU = the step's matmul FLOP/s / this)")
+    expected_masked = round(args.mlm_probability * args.seq_len)   # per sequence; the last layer runs there
+
+    def matmul_peak() -> float:
+        # its random matrices must not consume the training RNG: a resumed run restores that state just above
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return measure_matmul_peak(config, args.batch_size, args.seq_len,
+                                       max(1, args.batch_size * expected_masked), repeats=2, dtype=peak_dtype,
+                                       device=device,
+                                       last_layer_rows=args.batch_size * min(1 + expected_masked, args.seq_len)
+                                       if raw_model.sparse_last_layer else None)
+
+    # A machine can be slow for a moment (a fresh process's memory, a neighbour on a shared host): the peak is
+    # measured again after the first step and at every validation, and the highest so far is the one used.
+    peak = matmul_peak()
+    say(f"matmul peak on this model's shapes: {peak / 1e9:,.0f} GFLOP/s per process, measured again after the "
+        f"first step and at every validation, the highest kept (MFU = the step's matmul FLOP/s / this)")
 
     # ---- bookkeeping -------------------------------------------------------------------
     metrics = MetricsLog(out / "metrics.jsonl", resume_step=step if checkpoint else None, enabled=ctx.is_main)
@@ -761,6 +768,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     stream = training_stream(train_pairs, global_micro, args.seed, epoch, position, ctx)
     window = RunningSums(STAT_KEYS + ("tokens",), device)   # the statistics since the last progress line
     window_time, window_start_step, valid_result = 0.0, step, None
+    start_step = step                                       # 0, or the step a resumed run continues from
     window_flops = run_flops = run_seconds = 0.0   # matmul FLOPs of this process's steps (for MFU)
     params = [p for p in raw_model.parameters() if p.requires_grad]
     model.train()
@@ -813,6 +821,8 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         elapsed = time.time() - tick
         train_seconds += elapsed
         window_time += elapsed
+        if step == start_step + 1 or step % args.eval_every == 0:   # outside the timed step
+            peak = max(peak, matmul_peak())
 
         if step % args.log_every == 0 or step == args.max_steps:
             w = window.totals(ctx)
