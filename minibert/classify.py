@@ -29,7 +29,7 @@ import torch
 from minibert.classification_data import LabelMap
 from minibert.cli import ArgumentParser, CLIError, positive_int, run_command
 from minibert.hf import load_pretrained
-from minibert.model import BertForSequenceClassification
+from minibert.model import LAST_LAYER_CHOICES, BertForSequenceClassification
 from minibert.tokenization import load_tokenizer
 from minibert.training_utils import autocast
 
@@ -134,7 +134,7 @@ def load_classifier(path, device="cpu", last_layer: str = "all") -> Classifier:
     keys and values (``BertForSequenceClassification.sparse_last_layer``):
     the same logits up to float round-off, faster; not for mean pooling.
     """
-    if last_layer not in ("all", "read"):
+    if last_layer not in LAST_LAYER_CHOICES:
         raise ValueError(f"last_layer must be 'all' or 'read', got {last_layer!r}.")
     folder = model_folder(path)
     info_file = folder / CLASSIFIER_FILE
@@ -192,7 +192,7 @@ def build_parser(prog: str = "minibert classify") -> argparse.ArgumentParser:
     p.add_argument("--input", help="file with one sentence per line (UTF-8); blank lines are skipped")
     p.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to run the model")
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per forward pass")
-    p.add_argument("--last-layer", choices=("all", "read"), default="all",
+    p.add_argument("--last-layer", choices=LAST_LAYER_CHOICES, default="all",
                    help="read: run the last encoder layer only at [CLS], the one position a pooler or cls "
                         "classifier reads (same probabilities up to float round-off, faster); all: everywhere")
     p.add_argument("sentences", nargs="*", help="sentences to classify")

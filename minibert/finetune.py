@@ -51,7 +51,7 @@ from minibert.cli import (ArgumentParser, CLIError, non_negative_float, non_nega
                           positive_int, run_command)
 from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
 from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
-from minibert.model import POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
+from minibert.model import LAST_LAYER_CHOICES, POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
 from minibert.tokenization import load_tokenizer
 from minibert.training_utils import (PRECISIONS, MetricsLog, add_malloc_tuning_argument, apply_malloc_tuning,
                                      atomic_write_folder, atomic_write_json, autocast, learning_rate,
@@ -64,8 +64,6 @@ MODES = ("full", "probe", "scratch")
 DEFAULT_LR = {"full": 5e-5, "probe": 1e-2, "scratch": 5e-4}
 #: Default epochs per mode: a probe is cheap (cached features), fine-tuning converges in a few epochs.
 DEFAULT_EPOCHS = {"full": 3, "probe": 30, "scratch": 10}
-#: ``--last-layer``: the last layer at ``all`` positions, or only where the classifier ``read``s ([CLS]).
-LAST_LAYER_CHOICES = ("all", "read")
 
 
 class FinetuneError(CLIError):
@@ -360,9 +358,10 @@ def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:
     g.add_argument("--pooling", choices=POOLINGS, default="pooler",
                    help="sentence vector: pooler = tanh(W h_CLS + b); cls = h_CLS; mean = mean over real tokens")
     g.add_argument("--last-layer", choices=LAST_LAYER_CHOICES, default="all",
-                   help="all: the last encoder layer runs at every position; read: after the keys and values, only "
-                        "at [CLS], the one position the pooler and cls poolings read (same logits up to float "
-                        "round-off, faster; in training other dropout draws). Not with --pooling mean or --mode probe")
+                   help="all: the last encoder layer runs at every position; read: after the keys and values, "
+                        "only at [CLS], the one position the pooler and cls poolings read (same logits up to "
+                        "float round-off, faster; in training other dropout draws). Not with --pooling mean or "
+                        "--mode probe")
     g.add_argument("--max-seq-len", type=_seq_len, default=128, help="ids per sentence, [CLS] and [SEP] included (>= 3)")
     add_data_arguments(p)
     g = p.add_argument_group("optimisation")

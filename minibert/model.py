@@ -319,6 +319,11 @@ class BertLayer(nn.Module):
         return y, weights
 
 
+#: Where the last layer runs after its keys and values (``--last-layer`` of the commands): ``read`` = only at
+#: the positions the heads read, ``all`` = at every position.
+LAST_LAYER_CHOICES = ("read", "all")
+
+
 def last_layer_positions(wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the last layer must run when only the ``wanted`` (B, T) positions' outputs are used.
 

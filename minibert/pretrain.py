@@ -69,7 +69,7 @@ from minibert.cli import (ArgumentParser, CLIError, given_options, non_negative_
                           positive_float, positive_int, probability, run_command)
 from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import last_layer_rows, measure_matmul_peak, mfu, training_step_flops
-from minibert.model import IGNORE_INDEX, PRESETS, BertConfig, BertForPreTraining
+from minibert.model import IGNORE_INDEX, LAST_LAYER_CHOICES, PRESETS, BertConfig, BertForPreTraining
 from minibert.pretraining_data import (
     PAIR_OBJECTIVES,
     EpochPairs,
@@ -231,7 +231,7 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="draw dropout masks from 16 random bits per element (minibert.fast_dropout) instead of "
                         "PyTorch's bernoulli; auto = on for the CPU without --compile, where it makes a step "
                         "faster, off elsewhere (a GPU's dropout is already one fused kernel)")
-    g.add_argument("--last-layer", default="read", choices=("read", "all"),
+    g.add_argument("--last-layer", default="read", choices=LAST_LAYER_CHOICES,
                    help="where the last encoder layer runs after its keys and values: read = only at the positions "
                         "the heads read ([CLS] and the masked ones; same loss and gradients, less work; default), "
                         "all = at every position (runs begun before 2026-12-06, which --resume continues so)")

@@ -49,12 +49,6 @@ def make_batches(config: BertConfig, n: int, batch_size: int, seq_len: int, min_
     return batches
 
 
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    """(first quartile, median, third quartile)."""
-    q1, q2, q3 = statistics.quantiles(values, n=4)
-    return q1, q2, q3
-
-
 def compare(preset: str, batch_size: int = 32, seq_len: int = 64, min_len: int = 16, repeats: int = 10,
             steps: int = 3, seed: int = 0) -> dict:
     """Time both ways for one preset; returns medians (seconds), ratio quartiles and the eval logits' difference."""
@@ -100,7 +94,7 @@ def compare(preset: str, batch_size: int = 32, seq_len: int = 64, min_len: int =
                     times[trimmed].append(time.perf_counter() - start)
         ratios = [f / t for f, t in zip(times[False], times[True])]
         result[name] = {"full": statistics.median(times[False]), "trimmed": statistics.median(times[True]),
-                        "ratio": quartiles(ratios)}
+                        "ratio": tuple(statistics.quantiles(ratios, n=4))}   # (q1, median, q3)
     return result
 
 

@@ -48,7 +48,7 @@ from minibert.classify import ClassifierError
 from minibert.cli import (ArgumentParser, CLIError, dropout_probability, non_negative_float, non_negative_int,
                           positive_float, positive_int, run_command)
 from minibert.metrics import classification_metrics, plot_confusion_matrix
-from minibert.model import IGNORE_INDEX
+from minibert.model import IGNORE_INDEX, LAST_LAYER_CHOICES
 from minibert.training_utils import (add_malloc_tuning_argument, apply_malloc_tuning, atomic_torch_save,
                                      pick_device, prepare_run_folder, set_seed, write_results)
 from textcnn.augment import augment, teacher_text
@@ -70,8 +70,9 @@ def load_teacher(path, labels: LabelMap, last_layer: str = "all"):
     """The fine-tuned BERT of a ``minibert finetune`` run, in eval mode, with classes in ``labels``' order.
 
     ``last_layer="read"``: its last encoder layer runs only at [CLS] (see
-    :func:`minibert.classify.load_classifier`). Returns ``(classifier, column_order)``: column ``j`` of the student's
-    classes is column ``column_order[j]`` of the teacher's logits.
+    :func:`minibert.classify.load_classifier`). Returns ``(classifier,
+    column_order)``: column ``j`` of the student's classes is column
+    ``column_order[j]`` of the teacher's logits.
     """
     from minibert.classify import load_classifier
 
@@ -330,7 +331,7 @@ def build_parser(prog: str = "textcnn distill") -> ArgumentParser:
                    help="augmentation: swap a word for one drawn from the training unigrams")
     g.add_argument("--p-ngram", type=dropout_probability, default=0.25, help="augmentation: keep only an n-gram")
     g.add_argument("--teacher-batch-size", type=positive_int, default=64, help="sentences per teacher forward pass")
-    g.add_argument("--teacher-last-layer", choices=("all", "read"), default="all",
+    g.add_argument("--teacher-last-layer", choices=LAST_LAYER_CHOICES, default="all",
                    help="read: the teacher's last encoder layer runs only at [CLS], the one position a pooler or "
                         "cls classifier reads (same logits up to float round-off, faster); all: everywhere")
     g.add_argument("--reuse-teacher-logits", metavar="RUN",
