@@ -34,7 +34,8 @@ swaps the dropouts of a built model in place:
 
 On a GPU, PyTorch's dropout is already one fused kernel and this switch buys
 nothing; ``minibert pretrain --fast-dropout auto`` (the default) turns it on
-for the CPU only.
+for the CPU only. ``minibert finetune --fast-dropout`` offers the same, off by
+default so that its documented tables repeat step for step.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from torch import nn
 from minibert.attention import MultiHeadAttention
 
 __all__ = ["drop_count", "random_lanes", "keep_mask", "scaled_keep_mask", "fast_dropout", "FastDropout",
-           "attention_with_fast_dropout", "use_fast_dropout"]
+           "attention_with_fast_dropout", "use_fast_dropout", "SETTINGS", "applies"]
 
 LANES = 65536   # values of one 16-bit lane
 
@@ -156,6 +157,21 @@ def attention_with_fast_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     if not every_row_has_a_key:                                                    # softmax(-inf, ...) = NaN -> 0
         weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     return fast_dropout(weights, p) @ v
+
+
+#: The values of the commands' ``--fast-dropout``.
+SETTINGS = ("auto", "on", "off")
+
+
+def applies(setting: str, device: torch.device, compiled: bool = False) -> bool:
+    """Whether a ``--fast-dropout`` setting turns the 16-bit masks on for a model on ``device``.
+
+    ``on``: always; ``off``: never; ``auto``: for an eager (not ``compiled``)
+    model on the CPU, the one place it makes the step faster.
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"--fast-dropout must be one of {', '.join(SETTINGS)}, got {setting!r}.")
+    return setting == "on" or (setting == "auto" and device.type == "cpu" and not compiled)
 
 
 def use_fast_dropout(model: nn.Module) -> nn.Module:

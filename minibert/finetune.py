@@ -49,6 +49,8 @@ from minibert.classify import (CLASSIFIER_FILE, ClassifierError, batch_order, co
                                model_folder)
 from minibert.cli import (ArgumentParser, CLIError, non_negative_float, non_negative_int, positive_float,
                           positive_int, run_command)
+from minibert import fast_dropout as fast_dropout_lib
+from minibert.fast_dropout import use_fast_dropout
 from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
 from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
 from minibert.model import LAST_LAYER_CHOICES, POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
@@ -183,6 +185,10 @@ def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
     model, tokenizer, init_folder = load_initial_model(args.init, len(labels), args.pooling, args.mode)
     model.sparse_last_layer = args.last_layer == "read"
     model.to(device)
+    fast_dropout = fast_dropout_lib.applies(args.fast_dropout, device)
+    if fast_dropout:
+        use_fast_dropout(model)     # same parameters and eval outputs; the training masks are drawn faster
+    fused_adamw = args.fused_adamw and device.type in FUSED_ADAMW_DEVICES
     pad = tokenizer.pad_id
     texts = {"train": split.train_texts, "dev": split.dev_texts, "test": split.test_texts}
     texts = {name: t for name, t in texts.items() if t is not None}
@@ -206,7 +212,8 @@ def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
-    optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8,
+                                  fused=fused_adamw or None)
     total_steps = epochs * math.ceil(len(y_train) / args.batch_size)
     warmup = int(round(args.warmup * total_steps))
 
@@ -280,6 +287,7 @@ def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
         plot_confusion_matrix(best.test["confusion_matrix"], labels.names, out / "confusion_matrix.png",
                               title=f"test, epoch {best.epoch} (accuracy {best.test['accuracy']:.3f})")
     results = {**best.results(), "mode": args.mode, "pooling": args.pooling, "last_layer": args.last_layer,
+               "fast_dropout": fast_dropout, "fused_adamw": fused_adamw,
                "init": str(init_folder),
                "num_trainable_parameters": n_trainable, "lr": lr, "epochs": epochs, "precision": precision,
                "tokens_per_second": tokens / train_time if tokens else None,
@@ -304,6 +312,10 @@ def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
                          train_seconds=train_seconds, args=args, device=device, config=model.config.to_dict())
 
 
+#: Where ``torch.optim.AdamW(..., fused=True)`` runs (``--fused-adamw`` is ignored elsewhere, and says so).
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
 # ----------------------------------------------------------------------------
 # the command
 
@@ -323,7 +335,9 @@ def run(args, log=print, cache: FeatureCache | None = None) -> dict:
         model_folder(args.init)   # a wrong --init fails before the data are read
     except ClassifierError as exc:
         raise FinetuneError(f"--init: {exc}") from None
-    pick_device(args.device)
+    device = pick_device(args.device)
+    if args.fused_adamw and device.type not in FUSED_ADAMW_DEVICES:
+        log(f"--fused-adamw: PyTorch has no fused AdamW for {device.type}; using its default AdamW")
     if args.threads:
         torch.set_num_threads(args.threads)
     apply_malloc_tuning(args.malloc_tuning, log)
@@ -376,6 +390,14 @@ def build_parser(prog: str = COMMAND) -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=non_negative_float, default=0.01,
                    help="AdamW weight decay (never on biases and LayerNorm parameters)")
     g.add_argument("--clip-grad", type=non_negative_float, default=1.0, help="clip the global gradient norm (0: off)")
+    g.add_argument("--fast-dropout", choices=fast_dropout_lib.SETTINGS, default="off",
+                   help="draw dropout masks from 16 random bits per element (minibert.fast_dropout, as minibert "
+                        "pretrain does on the CPU) instead of PyTorch's bernoulli: the same p up to 7.6e-6, other "
+                        "random draws, a faster CPU step; auto = on for the CPU. Default off, so that a seeded run "
+                        "repeats the tutorials' tables step for step")
+    g.add_argument("--fused-adamw", action="store_true",
+                   help="the one-kernel AdamW (torch's fused=True, CPU and CUDA): the same update up to float32 "
+                        "round-off, a faster step; off by default for the same reason as --fast-dropout")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the splits, the head's initialisation, dropout and batches")
     g = p.add_argument_group("hardware and output")

@@ -67,6 +67,7 @@ import torch
 from minibert.attention_init import ATTENTION_INITS, mimetic_attention_init_
 from minibert.cli import (ArgumentParser, CLIError, given_options, non_negative_float, non_negative_int,
                           positive_float, positive_int, probability, run_command)
+from minibert import fast_dropout as fast_dropout_lib
 from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import last_layer_rows, measure_matmul_peak, mfu, training_step_flops
 from minibert.model import IGNORE_INDEX, LAST_LAYER_CHOICES, PRESETS, BertConfig, BertForPreTraining
@@ -227,7 +228,7 @@ def build_parser(prog: str = "minibert pretrain") -> argparse.ArgumentParser:
                    help="initial attention weights: bert = N(0, initializer_range^2) as BERT (default); mimetic = "
                         "Trockman & Kolter (2023): every head starts attending to tokens like itself "
                         "(minibert.attention_init; tutorial 07)")
-    g.add_argument("--fast-dropout", default="auto", choices=("auto", "on", "off"),
+    g.add_argument("--fast-dropout", default="auto", choices=fast_dropout_lib.SETTINGS,
                    help="draw dropout masks from 16 random bits per element (minibert.fast_dropout) instead of "
                         "PyTorch's bernoulli; auto = on for the CPU without --compile, where it makes a step "
                         "faster, off elsewhere (a GPU's dropout is already one fused kernel)")
@@ -684,8 +685,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
         mimetic_attention_init_(raw_model)             # drawn from the seeded generator: the same on every process
     raw_model = raw_model.to(device)
     # auto: on for the eager CPU step; a compiled model fuses its own dropout masks
-    fast_dropout = args.fast_dropout == "on" or (args.fast_dropout == "auto" and device.type == "cpu"
-                                                 and not args.compile)
+    fast_dropout = fast_dropout_lib.applies(args.fast_dropout, device, compiled=args.compile)
     if fast_dropout:
         use_fast_dropout(raw_model)                    # same parameters; only the dropout masks are drawn faster
     raw_model.sparse_last_layer = args.last_layer == "read"   # same loss and gradients either way

@@ -378,6 +378,7 @@ def test_distill_end_to_end_reports_student_teacher_sizes_and_speeds(toy, tmp_pa
         assert speeds["folded_speedup"] == pytest.approx(speeds["folded_student_sentences_per_second"]
                                                          / speeds["teacher_sentences_per_second"], rel=1e-12)
     assert results["throughput"]["folded_max_abs_diff"] <= 1e-5, "the folded student predicts differently"
+    assert "teacher's last layer at every position" in results["throughput_note"]
     model = seen["classifier"].model
     assert not model.training, "the teacher must stay in eval mode"
     for k, v in model.state_dict().items():
@@ -412,6 +413,8 @@ def test_a_teacher_with_its_last_layer_at_cls_only_gives_the_same_logits(toy, tm
     out = tmp_path / "read"
     assert _distill(toy, out, "--epochs", "1", "--teacher-last-layer", "read") == 0
     assert seen["trimmed"] is True
+    note = json.loads((out / "results.json").read_text())["throughput_note"]
+    assert "teacher's last layer at [CLS] only" in note, note       # its speed is the trimmed teacher's
     cached = torch.load(out / "transfer_set.pt", weights_only=True)
     full = predict_logits(load_classifier(toy["teacher"]), cached["teacher_texts"])
     assert max_abs_diff(full, cached["teacher_logits"]) <= 1e-5

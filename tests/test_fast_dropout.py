@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from minibert.attention import MultiHeadAttention, padding_mask, scaled_dot_product_attention
-from minibert.fast_dropout import (FastDropout, attention_with_fast_dropout, drop_count, fast_dropout, keep_mask,
-                                   scaled_keep_mask, use_fast_dropout)
+from minibert.fast_dropout import (FastDropout, applies, attention_with_fast_dropout, drop_count, fast_dropout,
+                                   keep_mask, scaled_keep_mask, use_fast_dropout)
 from minibert.model import BertConfig, BertForPreTraining
 
 
@@ -202,3 +202,12 @@ def test_multi_head_attention_calls_its_training_attention_only_in_training():
     assert len(seen) == 1, "eval mode must not call the training attention"
     b = mha.output.bias                          # halving the mix of the values halves the output before its bias
     torch.testing.assert_close(y - b, (y_eval - b) * 0.5, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_dropout_auto_means_the_eager_cpu():
+    """--fast-dropout auto: on for an eager CPU model only; on and off mean what they say; anything else refused."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert applies("auto", cpu) and not applies("auto", cuda) and not applies("auto", cpu, compiled=True)
+    assert applies("on", cuda) and applies("on", cpu, compiled=True) and not applies("off", cpu)
+    with pytest.raises(ValueError, match="--fast-dropout must be one of auto, on, off"):
+        applies("yes", cpu)

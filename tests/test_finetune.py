@@ -287,6 +287,52 @@ def test_finetune_with_the_last_layer_at_cls_only_learns_and_says_so(tiny, monke
         classify.load_classifier(mean_run, last_layer="read")
 
 
+def test_finetune_fast_cpu_step_uses_16_bit_dropout_and_fused_adamw_and_says_so(tiny, monkeypatch):
+    """--fast-dropout on --fused-adamw: every dropout of the run draws the 16-bit masks (FastDropout, and the
+    attention through attention_with_fast_dropout), the optimizer is built with fused=True, the run learns the toy
+    task, and results.json records both; by default neither is used."""
+    from minibert.attention import MultiHeadAttention
+    from minibert.fast_dropout import FastDropout, attention_with_fast_dropout, use_fast_dropout
+    seen = {"masks": 0, "attention": 0, "fused": []}
+    fast_forward, adamw = FastDropout.forward, torch.optim.AdamW
+
+    def counting_forward(self, x):
+        seen["masks"] += self.training
+        return fast_forward(self, x)
+
+    def counting_attention(*args):
+        seen["attention"] += 1
+        return attention_with_fast_dropout(*args)
+
+    def recording_adamw(params, **kwargs):
+        seen["fused"].append(kwargs.get("fused"))
+        return adamw(params, **kwargs)
+
+    def counting_use_fast_dropout(model):
+        use_fast_dropout(model)
+        for m in model.modules():
+            if isinstance(m, MultiHeadAttention):
+                m.training_attention = counting_attention
+        return model
+
+    monkeypatch.setattr(FastDropout, "forward", counting_forward)
+    monkeypatch.setattr(finetune, "use_fast_dropout", counting_use_fast_dropout)
+    monkeypatch.setattr(torch.optim, "AdamW", recording_adamw)
+    results = _finetune(tiny, tiny["root"] / "fast", "--epochs", "6", "--lr", "2e-3", "--fast-dropout", "on",
+                        "--fused-adamw")
+    steps = 6 * 8                             # 240 sentences in batches of 32: 8 steps per epoch
+    assert seen["fused"] == [True]
+    assert seen["attention"] == 2 * steps     # two layers, every training step
+    assert seen["masks"] >= 3 * 2 * steps     # embeddings, two per layer, the classifier's
+    assert results["fast_dropout"] is True and results["fused_adamw"] is True
+    assert results["test_accuracy"] >= 0.8, results["test_accuracy"]
+
+    seen.update(masks=0, attention=0, fused=[])
+    results = _finetune(tiny, tiny["root"] / "default_step", "--epochs", "1")
+    assert seen == {"masks": 0, "attention": 0, "fused": [None]}
+    assert results["fast_dropout"] is False and results["fused_adamw"] is False
+
+
 def test_cross_validation_reports_means_and_stds(tiny):
     """--cv 2: one folder per fold and cv_* means and standard deviations over the folds."""
     out = tiny["root"] / "cv"
@@ -359,21 +405,38 @@ def test_a_finished_run_is_not_overwritten(tiny, capsys):
     assert finetune.main(argv + ["--overwrite", "--log-every", "0"]) == 0
 
 
-def test_classifier_speed_script_times_both_ways_and_checks_they_agree(capsys):
-    """scripts/classifier_speed.py: both ways timed, ratios reported, and the trimmed logits equal the full ones."""
+@pytest.mark.parametrize("what", ["last-layer", "fast-step", "all"])
+def test_classifier_speed_script_times_both_ways_and_checks_they_agree(what, capsys):
+    """scripts/classifier_speed.py: both steps timed, ratios reported, and the faster model's eval logits equal
+    the default's (the faster model really is set up as --compare says)."""
     from helpers import load_script
+    from minibert.fast_dropout import FastDropout
     speed = load_script("classifier_speed")
-    r = speed.compare("tiny", batch_size=2, seq_len=12, min_len=4, repeats=1, steps=2)
+    built = []
+    deepcopy = speed.copy.deepcopy
+
+    def recording_deepcopy(model):
+        built.append(deepcopy(model))
+        return built[-1]
+
+    speed.copy.deepcopy = recording_deepcopy
+    try:
+        r = speed.compare("tiny", batch_size=2, seq_len=12, min_len=4, repeats=1, steps=2, what=what)
+    finally:
+        speed.copy.deepcopy = deepcopy
+    fast_dropout, _, trimmed = speed.COMPARISONS[what]
+    assert built[0].sparse_last_layer == trimmed
+    assert any(isinstance(m, FastDropout) for m in built[0].modules()) == fast_dropout
     assert r["max_abs_diff"] <= 1e-5
     for name in ("train", "infer"):
-        assert r[name]["full"] > 0 and r[name]["trimmed"] > 0
+        assert r[name]["base"] > 0 and r[name]["fast"] > 0
         q1, q2, q3 = r[name]["ratio"]
         assert 0 < q1 <= q2 <= q3
     threads = torch.get_num_threads()
     try:
         speed.keep_freed_memory = lambda: None              # leave this process's allocator alone
         assert speed.main(["--preset", "tiny", "--batch-size", "2", "--seq-len", "12", "--min-len", "4",
-                           "--repeats", "1", "--steps", "2", "--threads", str(threads)]) == 0
+                           "--repeats", "1", "--steps", "2", "--threads", str(threads), "--compare", what]) == 0
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out

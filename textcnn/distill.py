@@ -289,9 +289,11 @@ def run(args, log=print) -> dict:
     if args.throughput_sentences:
         sentences = (split.test_texts or split.dev_texts)[: args.throughput_sentences]
         extra["throughput"] = measure_throughput(student, classifier, sentences)
+        teacher_layer = ("at [CLS] only (--teacher-last-layer read)" if args.teacher_last_layer == "read"
+                         else "at every position")
         extra["throughput_note"] = (f"CPU, {torch.get_num_threads()} torch threads; raw text in, logits out "
                                     f"(tokenisation included); student and teacher timed one after the other "
-                                    f"in one process on the same sentences")
+                                    f"in one process on the same sentences; the teacher's last layer {teacher_layer}")
     results = write_results(out, "textcnn distill", summary, num_parameters=model.num_parameters(),
                             train_seconds=train_seconds, args=args, device=device, **extra)
     line = f"best dev epoch {best.epoch}: dev {summary['dev_accuracy']:.4f}"
