@@ -55,10 +55,10 @@ from minibert.hf import _read_weights, load_hf_state_dict, save_pretrained
 from minibert.metrics import BestEpoch, classification_metrics, plot_confusion_matrix
 from minibert.model import LAST_LAYER_CHOICES, POOLINGS, BertConfig, BertForSequenceClassification, sentence_features
 from minibert.tokenization import load_tokenizer
-from minibert.training_utils import (PRECISIONS, MetricsLog, add_malloc_tuning_argument, apply_malloc_tuning,
-                                     atomic_write_folder, atomic_write_json, autocast, learning_rate,
-                                     parameter_groups, pick_device, prepare_run_folder, progress_line,
-                                     resolve_precision, set_seed, write_results)
+from minibert.training_utils import (FUSED_ADAMW_DEVICES, PRECISIONS, MetricsLog, add_malloc_tuning_argument,
+                                     apply_malloc_tuning, atomic_write_folder, atomic_write_json, autocast,
+                                     learning_rate, parameter_groups, pick_device, prepare_run_folder,
+                                     progress_line, resolve_precision, set_seed, write_results)
 
 COMMAND = "minibert finetune"
 MODES = ("full", "probe", "scratch")
@@ -310,10 +310,6 @@ def train_run(split: Split, labels: LabelMap, args, out: Path, log=print,
     atomic_write_folder(out / "export", fill_export)
     return write_results(out, COMMAND, results, num_parameters=sum(p.numel() for p in model.parameters()),
                          train_seconds=train_seconds, args=args, device=device, config=model.config.to_dict())
-
-
-#: Where ``torch.optim.AdamW(..., fused=True)`` runs (``--fused-adamw`` is ignored elsewhere, and says so).
-FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
 # ----------------------------------------------------------------------------

@@ -83,6 +83,7 @@ from minibert.pair_ranges import RangeEpochPairs
 from minibert.token_cache import token_cache
 from minibert.tokenization import SentencePieceTokenizer, load_tokenizer, save_for_transformers
 from minibert.training_utils import (
+    FUSED_ADAMW_DEVICES,
     MALLOC_SAYS,
     PRECISIONS,
     Distributed,
@@ -692,7 +693,7 @@ def _run(args, ctx: Distributed, say, given: set) -> dict:
     n_params = sum(p.numel() for p in raw_model.parameters())
     # the fused (one-kernel) AdamW exists for CUDA and the CPU; the benchmark gives it to our model on both
     optimizer = torch.optim.AdamW(_scaled_head_groups(raw_model, args.weight_decay, args.head_lr_scale), lr=args.lr,
-                                  betas=(0.9, 0.999), eps=1e-6, fused=device.type in ("cuda", "cpu"))
+                                  betas=(0.9, 0.999), eps=1e-6, fused=device.type in FUSED_ADAMW_DEVICES)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step, epoch, position, train_seconds, tokens_seen = 0, 0, 0, 0.0, 0
     if checkpoint is not None:

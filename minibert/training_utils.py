@@ -208,6 +208,10 @@ def learning_rate(step: int, max_steps: int, warmup_steps: int, peak_lr: float) 
     return peak_lr * max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
 
 
+#: Where ``torch.optim.AdamW(..., fused=True)`` (one kernel for every parameter) runs.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on matrices (linear and embedding weights), none on the rest.
 
