@@ -98,47 +98,69 @@ def model_matmul_shapes(config: BertConfig, batch_size: int, seq_len: int, num_m
     ]
 
 
+class MatmulProbe:
+    """This model's own matmuls, built once and timed on demand: the machine's matmul speed for this model.
+
+    Holds operands for every shape of :func:`model_matmul_shapes` (attention
+    as one ``bmm`` over sequences x heads), each to be run ``count`` times,
+    so that one pass does the FLOPs of one forward pass. :meth:`flops_per_second`
+    runs the pass and returns FLOPs / seconds. Built once, it can be timed
+    next to every training step (``scripts/benchmark_pretraining.py``): then
+    the step and the speed it is compared with are measured at the same
+    moment, which matters on a machine whose speed drifts. On a GPU pass
+    ``device`` (and ``dtype=torch.bfloat16`` for a bf16 run): the timing
+    waits for the device.
+    """
+
+    def __init__(self, config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 last_layer_rows: int | None = None):
+        self.device = torch.device(device)
+        B, H = batch_size, config.num_attention_heads
+        shapes = model_matmul_shapes(config, batch_size, seq_len, num_masked, last_layer_rows)
+        self.work = []
+        for i, (m, k, n, count) in enumerate(shapes):
+            if i in ATTENTION_ROWS:   # attention: batched over B*H, `count // (B*H)` times
+                a = torch.randn(B * H, m, k, dtype=dtype, device=self.device)
+                b = torch.randn(B * H, k, n, dtype=dtype, device=self.device)
+                self.work.append((torch.bmm, a, b, count // (B * H)))
+            else:
+                a = torch.randn(m, k, dtype=dtype, device=self.device)
+                b = torch.randn(k, n, dtype=dtype, device=self.device)
+                self.work.append((torch.mm, a, b, count))
+        self.flops = 2 * sum(m * k * n * c for m, k, n, c in shapes)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def flops_per_second(self, repeats: int = 1) -> float:
+        """FLOPs / seconds of the fastest of ``repeats`` timed passes, after one untimed run of each shape."""
+        for fn, a, b, _ in self.work:                 # warm-up
+            fn(a, b)
+        self._sync()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for fn, a, b, count in self.work:
+                for _ in range(count):
+                    fn(a, b)
+            self._sync()
+            best = min(best, time.perf_counter() - start)
+        return self.flops / best
+
+
 def measure_matmul_peak(config: BertConfig, batch_size: int, seq_len: int, num_masked: int,
                         repeats: int = 5, dtype: torch.dtype = torch.float32,
                         device: torch.device | str = "cpu", last_layer_rows: int | None = None) -> float:
     """FLOP/s of this model's own matmuls run alone, back to back: the machine's limit for this model.
 
-    Runs the matmuls of :func:`model_matmul_shapes` (attention as one
-    ``bmm`` over sequences x heads) once per count-weight, ``repeats`` times,
-    and returns total FLOPs / the fastest repetition's time. What a training
-    step achieves divided by this is its MFU. On a GPU pass ``device`` (and
-    ``dtype=torch.bfloat16`` for a bf16 run): the timing waits for the device.
+    The fastest of ``repeats`` passes of a :class:`MatmulProbe` (each shape
+    of :func:`model_matmul_shapes` run its count of times). What a training
+    step achieves divided by this is its MFU.
     """
-    device = torch.device(device)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    B, H = batch_size, config.num_attention_heads
-    shapes = model_matmul_shapes(config, batch_size, seq_len, num_masked, last_layer_rows)
-    work = []
-    for i, (m, k, n, count) in enumerate(shapes):
-        if i in ATTENTION_ROWS:   # attention: batched over B*H, `count // (B*H)` times
-            a = torch.randn(B * H, m, k, dtype=dtype, device=device)
-            b = torch.randn(B * H, k, n, dtype=dtype, device=device)
-            work.append((torch.bmm, a, b, count // (B * H)))
-        else:
-            a, b = torch.randn(m, k, dtype=dtype, device=device), torch.randn(k, n, dtype=dtype, device=device)
-            work.append((torch.mm, a, b, count))
-    flops = 2 * sum(m * k * n * c for m, k, n, c in shapes)
-    for fn, a, b, _ in work:                      # warm-up
-        fn(a, b)
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for fn, a, b, count in work:
-            for _ in range(count):
-                fn(a, b)
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return flops / best
+    return MatmulProbe(config, batch_size, seq_len, num_masked, dtype, device,
+                       last_layer_rows).flops_per_second(repeats)
 
 
 def mfu(step_flops: float, step_seconds: float, peak_flops_per_second: float) -> float:

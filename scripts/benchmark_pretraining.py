@@ -30,7 +30,13 @@ at the masked positions only and our last layer at the positions it runs
 at, so both models are charged the same work, the work our step does)
 divided by the step time, over the FLOP/s of the model's own matmul shapes
 run alone, back to back, measured in the same process just before and after
-the timed steps (the higher of the two is the peak).
+the timed steps (the higher of the two is the peak). A shared machine's speed
+drifts, by more than half at times, within one run, so a second MFU matches
+each step with the same matmuls (``minibert.flops.MatmulProbe``, the faster
+of two passes) timed just before its step pair, and reports the median of
+those per-step ratios, as the speed-up is a median of per-pair ratios. On a
+quiet machine the two agree; on a drifting one the first is low whenever the
+steps ran in a slow spell and the peak in a fast one.
 
 Before timing, the script checks that both give the same loss (eval mode, no
 dropout) to 1e-5. ``--profile`` prints where the time goes (torch.profiler).
@@ -56,7 +62,7 @@ import torch
 
 from minibert import hf
 from minibert.fast_dropout import use_fast_dropout
-from minibert.flops import last_layer_rows, measure_matmul_peak, mfu, training_step_flops
+from minibert.flops import MatmulProbe, last_layer_rows, mfu, training_step_flops
 from minibert.model import BertConfig, BertForPreTraining
 from minibert.training_utils import MALLOC_SAYS, keep_freed_memory
 
@@ -171,22 +177,26 @@ def bench(preset: str, args) -> dict:
     for _ in range(args.warmup):
         our_step(ours, opt_ours, batches[0])
         their_step(theirs, opt_theirs, batches[0])
-    peak_before = measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0]),
-                                      last_layer_rows=_last_rows(batches[0]))
+    probe = MatmulProbe(config, args.batch_size, args.seq_len, _masked(batches[0]),
+                        last_layer_rows=_last_rows(batches[0]))
+    peak_before = probe.flops_per_second(repeats=5)
     times = {"ours": [], "transformers": []}
     faults = {"ours": [], "transformers": []}   # page faults: the allocator's cost shows here as a count
+    matched = {"ours": [], "transformers": []}  # each step's MFU against the matmul speed measured just before it
     ratios = []
     for r in range(args.repeats):
         for i, b in enumerate(batches):
             order = [("ours", our_step, ours, opt_ours), ("transformers", their_step, theirs, opt_theirs)]
             if (r + i) % 2:
                 order.reverse()                       # alternate who goes first
+            speed_now = probe.flops_per_second(repeats=2)   # the machine's matmul speed at this moment
             pair = {name: timed_step(step, model, opt, b, faults[name]) for name, step, model, opt in order}
+            flops = training_step_flops(config, args.batch_size, args.seq_len, _masked(b), _last_rows(b))
             for name, seconds in pair.items():
                 times[name].append(seconds)
+                matched[name].append(mfu(flops, seconds, speed_now))
             ratios.append(pair["transformers"] / pair["ours"])
-    peak = max(peak_before, measure_matmul_peak(config, args.batch_size, args.seq_len, _masked(batches[0]),
-                                                last_layer_rows=_last_rows(batches[0])))
+    peak = max(peak_before, probe.flops_per_second(repeats=5))
     tokens = args.batch_size * args.seq_len
     med = {k: tokens / statistics.median(v) for k, v in times.items()}
     masked = sum(_masked(b) for b in batches) / (tokens * len(batches))
@@ -196,6 +206,9 @@ def bench(preset: str, args) -> dict:
     return dict(preset=preset, loss_diff=diff, ours=med["ours"], transformers=med["transformers"],
                 flops_per_token=step_flops / tokens, peak_gflops=peak / 1e9,
                 mfu_ours=utilisation["ours"], mfu_transformers=utilisation["transformers"],
+                mfu_matched={k: statistics.median(v) for k, v in matched.items()},
+                mfu_matched_q=statistics.quantiles(matched["ours"], n=4, method="inclusive")
+                if len(ratios) > 1 else matched["ours"] * 3,
                 ratio=statistics.median(ratios),
                 ratio_q=statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3,
                 masked_fraction=masked, pairs=len(ratios),
@@ -394,6 +407,9 @@ def main(argv=None) -> int:
                 f"       {r['flops_per_token'] / 1e6:.2f} MFLOP/token per step, matmul peak {r['peak_gflops']:.0f} "
                 f"GFLOP/s on the model's shapes, MFU ours {r['mfu_ours']:.2f}, "
                 f"transformers {r['mfu_transformers']:.2f}\n"
+                f"       MFU against the matmul speed measured just before each step pair (median of the steps): "
+                f"ours {r['mfu_matched']['ours']:.2f} (quartiles {r['mfu_matched_q'][0]:.2f}-"
+                f"{r['mfu_matched_q'][2]:.2f}), transformers {r['mfu_matched']['transformers']:.2f}\n"
                 f"       minor page faults per step (median): ours {r['faults_ours']:,.0f}, "
                 f"transformers {r['faults_transformers']:,.0f}")
         if args.memory:

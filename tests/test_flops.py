@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from minibert.flops import (ATTENTION_ROWS, forward_matmul_flops, last_layer_rows, model_matmul_shapes, mfu,
-                            training_step_flops)
+from minibert import flops
+from minibert.flops import (ATTENTION_ROWS, MatmulProbe, forward_matmul_flops, last_layer_rows, model_matmul_shapes,
+                            mfu, training_step_flops)
 from minibert.model import BertConfig, BertForPreTraining
 
 
@@ -64,6 +65,24 @@ def test_trimmed_last_layer_formula_is_the_full_one_at_every_position():
     assert full - forward_matmul_flops(config, 8, 64, 50, 8 * 64 - 1) == 4 * C * C + 4 * T * C + 4 * C * I
 
 
+@pytest.mark.parametrize("rows", [None, 4 * 5])
+def test_matmul_probe_times_exactly_one_forward_pass_of_matmuls(rows, monkeypatch):
+    """Each timed pass of the probe runs the forward formula's FLOPs (counted by torch, not taken from the
+    shape list), and the speed is those FLOPs over the fastest pass: the warm-up is not timed."""
+    config = BertConfig.from_preset("tiny", vocab_size=300)
+    probe = MatmulProbe(config, 4, 16, 9, last_layer_rows=rows)
+    assert probe.flops == forward_matmul_flops(config, 4, 16, 9, rows)
+    counted = []
+    for repeats in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            probe.flops_per_second(repeats)
+        counted.append(counter.get_total_flops())
+    assert counted[1] - counted[0] == probe.flops, "one more timed pass must add one forward pass of matmuls"
+    clock = iter([100.0, 103.0, 110.0, 112.0, 120.0, 124.0])   # three passes of 3 s, 2 s and 4 s
+    monkeypatch.setattr(flops.time, "perf_counter", lambda: next(clock))
+    assert probe.flops_per_second(3) == pytest.approx(probe.flops / 2.0)
+
+
 def test_mfu_is_achieved_over_peak():
     """MFU = (FLOPs / seconds) / peak: 1e9 FLOPs in 0.5 s against a 4e9 FLOP/s peak is 0.5."""
     assert mfu(1e9, 0.5, 4e9) == pytest.approx(0.5)
@@ -87,6 +106,8 @@ def test_benchmark_script_names_its_allocator_and_compares_both_models(monkeypat
             out = capsys.readouterr().out
             assert f"# allocator: {expected}" in out
             assert "tiny   ours" in out and "transformers" in out and "MFU ours" in out
+            matched = out.split("measured just before each step pair (median of the steps): ours ")[1]
+            assert 0 < float(matched.split()[0]) < 10
     finally:
         torch.set_num_threads(threads)
 
