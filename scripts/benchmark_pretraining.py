@@ -183,6 +183,7 @@ def bench(preset: str, args) -> dict:
     times = {"ours": [], "transformers": []}
     faults = {"ours": [], "transformers": []}   # page faults: the allocator's cost shows here as a count
     matched = {"ours": [], "transformers": []}  # each step's MFU against the matmul speed measured just before it
+    speeds = []                                 # that speed, FLOP/s, once per step pair
     ratios = []
     for r in range(args.repeats):
         for i, b in enumerate(batches):
@@ -190,6 +191,7 @@ def bench(preset: str, args) -> dict:
             if (r + i) % 2:
                 order.reverse()                       # alternate who goes first
             speed_now = probe.flops_per_second(repeats=2)   # the machine's matmul speed at this moment
+            speeds.append(speed_now)
             pair = {name: timed_step(step, model, opt, b, faults[name]) for name, step, model, opt in order}
             flops = training_step_flops(config, args.batch_size, args.seq_len, _masked(b), _last_rows(b))
             for name, seconds in pair.items():
@@ -209,6 +211,7 @@ def bench(preset: str, args) -> dict:
                 mfu_matched={k: statistics.median(v) for k, v in matched.items()},
                 mfu_matched_q=statistics.quantiles(matched["ours"], n=4, method="inclusive")
                 if len(ratios) > 1 else matched["ours"] * 3,
+                speed_gflops=(statistics.median(speeds) / 1e9, min(speeds) / 1e9, max(speeds) / 1e9),
                 ratio=statistics.median(ratios),
                 ratio_q=statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3,
                 masked_fraction=masked, pairs=len(ratios),
@@ -409,7 +412,9 @@ def main(argv=None) -> int:
                 f"transformers {r['mfu_transformers']:.2f}\n"
                 f"       MFU against the matmul speed measured just before each step pair (median of the steps): "
                 f"ours {r['mfu_matched']['ours']:.2f} (quartiles {r['mfu_matched_q'][0]:.2f}-"
-                f"{r['mfu_matched_q'][2]:.2f}), transformers {r['mfu_matched']['transformers']:.2f}\n"
+                f"{r['mfu_matched_q'][2]:.2f}), transformers {r['mfu_matched']['transformers']:.2f}; "
+                f"that speed {r['speed_gflops'][0]:.0f} GFLOP/s (median; {r['speed_gflops'][1]:.0f}-"
+                f"{r['speed_gflops'][2]:.0f})\n"
                 f"       minor page faults per step (median): ours {r['faults_ours']:,.0f}, "
                 f"transformers {r['faults_transformers']:,.0f}")
         if args.memory:
