@@ -108,10 +108,21 @@ def enable_tf32() -> None:
     torch.backends.cudnn.allow_tf32 = True
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux: ``model name`` in /proc/cpuinfo), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_string(device: torch.device) -> str:
     """A one-line description of the machine, for results.json and tutorials."""
-    cpu = platform.processor() or platform.machine()
-    text = f"{os.cpu_count()}-core CPU ({cpu}), torch {torch.__version__}"
+    text = f"{os.cpu_count()}-core CPU ({cpu_name()}), torch {torch.__version__}"
     if device.type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(device)}"
     elif device.type == "mps":

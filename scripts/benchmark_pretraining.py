@@ -36,7 +36,9 @@ each step with the same matmuls (``minibert.flops.MatmulProbe``, the faster
 of two passes) timed just before its step pair, and reports the median of
 those per-step ratios, as the speed-up is a median of per-pair ratios. On a
 quiet machine the two agree; on a drifting one the first is low whenever the
-steps ran in a slow spell and the peak in a fast one.
+steps ran in a slow spell and the peak in a fast one. ``--figure PATH`` draws
+both, step pair by step pair, with the speed measured before each pair
+(tutorial 07's ``ch07_mfu_drift.png``).
 
 Before timing, the script checks that both give the same loss (eval mode, no
 dropout) to 1e-5. ``--profile`` prints where the time goes (torch.profiler).
@@ -57,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -64,7 +67,7 @@ from minibert import hf
 from minibert.fast_dropout import use_fast_dropout
 from minibert.flops import MatmulProbe, last_layer_rows, mfu, training_step_flops
 from minibert.model import BertConfig, BertForPreTraining
-from minibert.training_utils import MALLOC_SAYS, keep_freed_memory
+from minibert.training_utils import MALLOC_SAYS, hardware_string, keep_freed_memory
 
 
 def make_batches(config: BertConfig, n: int, batch_size: int, seq_len: int, mask_prob: float, seed: int) -> list:
@@ -184,6 +187,7 @@ def bench(preset: str, args) -> dict:
     faults = {"ours": [], "transformers": []}   # page faults: the allocator's cost shows here as a count
     matched = {"ours": [], "transformers": []}  # each step's MFU against the matmul speed measured just before it
     speeds = []                                 # that speed, FLOP/s, once per step pair
+    trace = []                                  # per pair: that speed, the step FLOPs and both step times
     ratios = []
     for r in range(args.repeats):
         for i, b in enumerate(batches):
@@ -198,6 +202,7 @@ def bench(preset: str, args) -> dict:
                 times[name].append(seconds)
                 matched[name].append(mfu(flops, seconds, speed_now))
             ratios.append(pair["transformers"] / pair["ours"])
+            trace.append(dict(speed=speed_now, flops=flops, **pair))
     peak = max(peak_before, probe.flops_per_second(repeats=5))
     tokens = args.batch_size * args.seq_len
     med = {k: tokens / statistics.median(v) for k, v in times.items()}
@@ -212,11 +217,55 @@ def bench(preset: str, args) -> dict:
                 mfu_matched_q=statistics.quantiles(matched["ours"], n=4, method="inclusive")
                 if len(ratios) > 1 else matched["ours"] * 3,
                 speed_gflops=(statistics.median(speeds) / 1e9, min(speeds) / 1e9, max(speeds) / 1e9),
+                trace=trace, peak=peak,
                 ratio=statistics.median(ratios),
                 ratio_q=statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3,
                 masked_fraction=masked, pairs=len(ratios),
                 faults_ours=statistics.median(faults["ours"]),
                 faults_transformers=statistics.median(faults["transformers"]))
+
+
+def plot_drift(results: list[dict], path: Path, title: str = "") -> None:
+    """Draw, per preset, the matmul speed before each step pair and our step's MFU both ways, into a PNG.
+
+    Top row: the speed of the model's matmuls measured just before each pair
+    (GFLOP/s) and the peak of the MFU line (the better of the measurements
+    before and after the timed steps). Bottom row: each of our steps' MFU
+    against that speed ("matched") and against the peak. ``results``
+    are :func:`bench` dicts, which carry ``trace`` and ``peak``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(results), figsize=(5.5 * len(results), 6.4), sharex="col", squeeze=False)
+    for column, r in enumerate(results):
+        pairs = range(1, len(r["trace"]) + 1)
+        top, bottom = axes[0][column], axes[1][column]
+        top.plot(pairs, [t["speed"] / 1e9 for t in r["trace"]], "o-", color="tab:gray",
+                 label="matmuls alone, just before the pair")
+        top.axhline(r["peak"] / 1e9, ls="--", color="black", label=f"peak, best of before and after the steps ({r['peak'] / 1e9:.0f})")
+        top.set_ylabel("GFLOP/s")
+        top.set_ylim(0, 1.1 * max(r["peak"], *(t["speed"] for t in r["trace"])) / 1e9)
+        top.set_title(f"{r['preset']}: the machine's matmul speed")
+        top.legend(loc="lower left", fontsize=8)
+        matched = [mfu(t["flops"], t["ours"], t["speed"]) for t in r["trace"]]
+        against_peak = [mfu(t["flops"], t["ours"], r["peak"]) for t in r["trace"]]
+        bottom.plot(pairs, matched, "o-", color="tab:blue",
+                    label=f"matched to the speed before it (median {statistics.median(matched):.2f})")
+        bottom.plot(pairs, against_peak, "s-", color="tab:orange", alpha=0.8,
+                    label=f"against the peak (median {statistics.median(against_peak):.2f})")
+        bottom.set_ylim(0, max(1.0, *matched, *against_peak) + 0.05)   # no point clipped
+        bottom.set_xlabel("step pair (ours and transformers', alternating)")
+        bottom.set_ylabel("MFU of our step")
+        bottom.set_title(f"{r['preset']}: our step's MFU, two ways")
+        bottom.legend(loc="lower left", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def compile_payback(preset: str, args) -> dict:
@@ -368,6 +417,9 @@ def main(argv=None) -> int:
                         help="keep freed memory in the process as `minibert pretrain` does by default "
                              "(minibert.training_utils.keep_freed_memory), for both models; default: glibc's "
                              "defaults (or GLIBC_TUNABLES)")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="also draw, per preset, the matmul speed before each step pair and our step's MFU "
+                             "matched to it and against the best peak, into this PNG")
     parser.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -390,6 +442,7 @@ def main(argv=None) -> int:
     # The allocator changes both models' speeds (freed large blocks returned to the OS are page-faulted back
     # in on the next step), so a result names the setting it ran under; tutorial 07 has the measurement.
     print(f"# allocator: {allocator_setting(tuned)}")
+    drawn = []
     for preset in args.preset:
         if args.profile:
             profile(preset, args)
@@ -403,6 +456,7 @@ def main(argv=None) -> int:
                   f"compile time {c['compile_seconds']:.1f} s: {payback}", flush=True)
             continue
         r = bench(preset, args)
+        drawn.append(r)
         q1, _, q3 = r["ratio_q"]
         line = (f"{preset:6s} ours {r['ours']:7.0f} tok/s   transformers {r['transformers']:7.0f} tok/s   "
                 f"speed-up {r['ratio']:.2f}x (quartiles {q1:.2f}-{q3:.2f}, {r['pairs']} step pairs)   "
@@ -421,6 +475,11 @@ def main(argv=None) -> int:
             m_ours, m_theirs = measure_memory(preset, "ours", args), measure_memory(preset, "transformers", args)
             line += f"   peak memory growth ours {m_ours:.0f} MiB, transformers {m_theirs:.0f} MiB"
         print(line, flush=True)
+    if args.figure and drawn:
+        plot_drift(drawn, args.figure, title=f"scripts/benchmark_pretraining.py, batch {args.batch_size} x "
+                   f"{args.seq_len}; {hardware_string(torch.device('cpu'))}; "
+                   f"{allocator_setting(tuned).split(' (')[0]}")
+        print(f"wrote {args.figure}")
     return 0
 
 

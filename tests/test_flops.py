@@ -88,7 +88,7 @@ def test_mfu_is_achieved_over_peak():
     assert mfu(1e9, 0.5, 4e9) == pytest.approx(0.5)
 
 
-def test_benchmark_script_names_its_allocator_and_compares_both_models(monkeypatch, capsys):
+def test_benchmark_script_names_its_allocator_and_compares_both_models(monkeypatch, capsys, tmp_path):
     """A tiny run of scripts/benchmark_pretraining.py: the allocator setting is printed (it moves both speeds)."""
     from helpers import load_script, require_reference
     require_reference("transformers")
@@ -101,15 +101,35 @@ def test_benchmark_script_names_its_allocator_and_compares_both_models(monkeypat
                 monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
             else:
                 monkeypatch.setenv("GLIBC_TUNABLES", tunables)
+            figure = tmp_path / f"drift_{tunables is None}.png"
             assert bench.main(["--preset", "tiny", "--batch-size", "2", "--seq-len", "16", "--steps", "1",
-                               "--repeats", "1", "--threads", str(threads)]) == 0
+                               "--repeats", "2", "--threads", str(threads), "--figure", str(figure)]) == 0
             out = capsys.readouterr().out
+            assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {figure}" in out
             assert f"# allocator: {expected}" in out
             assert "tiny   ours" in out and "transformers" in out and "MFU ours" in out
             matched = out.split("measured just before each step pair (median of the steps): ours ")[1]
             assert 0 < float(matched.split()[0]) < 10
     finally:
         torch.set_num_threads(threads)
+
+
+def test_benchmark_matched_mfu_is_the_median_of_its_per_pair_trace():
+    """The matched MFU the benchmark prints (and draws) is each of our steps' FLOPs / seconds over the matmul
+    speed timed just before its pair, one trace row per pair, median over the pairs."""
+    import argparse
+    import statistics
+
+    from helpers import load_script, require_reference
+    require_reference("transformers")
+    bench = load_script("benchmark_pretraining")
+    args = argparse.Namespace(batch_size=2, seq_len=16, mask_prob=0.15, dropout=0.1, steps=2, repeats=2, warmup=1)
+    r = bench.bench("tiny", args)
+    assert len(r["trace"]) == r["pairs"] == 4
+    per_pair = [t["flops"] / t["ours"] / t["speed"] for t in r["trace"]]
+    assert r["mfu_matched"]["ours"] == pytest.approx(statistics.median(per_pair))
+    assert r["speed_gflops"][1] * 1e9 == min(t["speed"] for t in r["trace"]) > 0
+    assert r["peak"] / 1e9 == pytest.approx(r["peak_gflops"])
 
 
 def test_the_memory_child_process_gets_every_ablation_flag(monkeypatch):
