@@ -245,7 +245,8 @@ def plot_drift(results: list[dict], path: Path, title: str = "") -> None:
         top, bottom = axes[0][column], axes[1][column]
         top.plot(pairs, [t["speed"] / 1e9 for t in r["trace"]], "o-", color="tab:gray",
                  label="matmuls alone, just before the pair")
-        top.axhline(r["peak"] / 1e9, ls="--", color="black", label=f"peak, best of before and after the steps ({r['peak'] / 1e9:.0f})")
+        top.axhline(r["peak"] / 1e9, ls="--", color="black",
+                    label=f"peak, best of before and after the steps ({r['peak'] / 1e9:.0f})")
         top.set_ylabel("GFLOP/s")
         top.set_ylim(0, 1.1 * max(r["peak"], *(t["speed"] for t in r["trace"])) / 1e9)
         top.set_title(f"{r['preset']}: the machine's matmul speed")
