@@ -185,9 +185,7 @@ def bench(preset: str, args) -> dict:
     peak_before = probe.flops_per_second(repeats=5)
     times = {"ours": [], "transformers": []}
     faults = {"ours": [], "transformers": []}   # page faults: the allocator's cost shows here as a count
-    matched = {"ours": [], "transformers": []}  # each step's MFU against the matmul speed measured just before it
-    speeds = []                                 # that speed, FLOP/s, once per step pair
-    trace = []                                  # per pair: that speed, the step FLOPs and both step times
+    trace = []   # per pair: the matmul speed measured just before it (FLOP/s), the step FLOPs, both step times
     ratios = []
     for r in range(args.repeats):
         for i, b in enumerate(batches):
@@ -195,12 +193,10 @@ def bench(preset: str, args) -> dict:
             if (r + i) % 2:
                 order.reverse()                       # alternate who goes first
             speed_now = probe.flops_per_second(repeats=2)   # the machine's matmul speed at this moment
-            speeds.append(speed_now)
             pair = {name: timed_step(step, model, opt, b, faults[name]) for name, step, model, opt in order}
             flops = training_step_flops(config, args.batch_size, args.seq_len, _masked(b), _last_rows(b))
             for name, seconds in pair.items():
                 times[name].append(seconds)
-                matched[name].append(mfu(flops, seconds, speed_now))
             ratios.append(pair["transformers"] / pair["ours"])
             trace.append(dict(speed=speed_now, flops=flops, **pair))
     peak = max(peak_before, probe.flops_per_second(repeats=5))
@@ -210,6 +206,9 @@ def bench(preset: str, args) -> dict:
     step_flops = statistics.mean(training_step_flops(config, args.batch_size, args.seq_len, _masked(b),
                                                      _last_rows(b)) for b in batches)
     utilisation = {k: mfu(step_flops, statistics.median(v), peak) for k, v in times.items()}
+    # each step's MFU against the matmul speed measured just before its pair
+    matched = {k: [mfu(t["flops"], t[k], t["speed"]) for t in trace] for k in times}
+    speeds = [t["speed"] for t in trace]
     return dict(preset=preset, loss_diff=diff, ours=med["ours"], transformers=med["transformers"],
                 flops_per_token=step_flops / tokens, peak_gflops=peak / 1e9,
                 mfu_ours=utilisation["ours"], mfu_transformers=utilisation["transformers"],
